@@ -1,0 +1,88 @@
+"""A small HTTP client for the audiochat API, used by the CLI (and handy in scripts)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from httpx_sse import SSEError, connect_sse
+
+from shared.schemas import EventName, JobEvent
+
+_EVENT_NAMES = frozenset(name.value for name in EventName)
+
+
+class ApiError(Exception):
+    """A problem document returned by the server."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        detail = problem.get("detail") or problem.get("title") or "error"
+        super().__init__(f"{status} {problem.get('code', 'error')}: {detail}")
+
+
+class AudiochatClient:
+    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 30.0) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _check(self, response: httpx.Response) -> Any:
+        if response.is_error:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"title": response.text}
+            raise ApiError(response.status_code, problem)
+        return response.json()
+
+    def submit(
+        self, audio: Path | None = None, question: str | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """Create a job and return its record."""
+        fields = {k: str(v) for k, v in options.items() if v is not None}
+        if audio is None:
+            return self._check(self._http.post("/v1/jobs", json={"question": question, **options}))  # type: ignore[no-any-return]
+        if question:
+            fields["question"] = question
+        with audio.open("rb") as handle:
+            files = {"audio": (audio.name, handle, "application/octet-stream")}
+            return self._check(self._http.post("/v1/jobs", data=fields, files=files))  # type: ignore[no-any-return]
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        return self._check(self._http.get(f"/v1/jobs/{job_id}"))  # type: ignore[no-any-return]
+
+    def follow(self, job_id: str, retries: int = 5) -> Iterator[JobEvent]:
+        """A job's events to `done`, reconnecting with Last-Event-ID if the stream drops."""
+        last = 0
+        failures = 0
+        while True:
+            headers = {"Last-Event-ID": str(last)} if last else {}
+            try:
+                with connect_sse(
+                    self._http, "GET", f"/v1/jobs/{job_id}/events", headers=headers,
+                    timeout=httpx.Timeout(30.0, read=60.0),
+                ) as source:
+                    if source.response.is_error:
+                        source.response.read()
+                        self._check(source.response)
+                    for sse in source.iter_sse():
+                        if sse.event not in _EVENT_NAMES:
+                            continue  # a keep-alive comment, which httpx-sse reports as a message
+                        event = JobEvent(id=int(sse.id), event=EventName(sse.event), data=sse.json())
+                        last = event.id
+                        failures = 0
+                        yield event
+                        if event.event is EventName.DONE:
+                            return
+            except (httpx.TransportError, SSEError):
+                failures += 1
+                if failures > retries:
+                    raise
+                time.sleep(min(0.2 * 2**failures, 5.0))

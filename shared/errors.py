@@ -1,0 +1,99 @@
+"""Errors with an HTTP status and a stable code, shared by the gateway and the workers.
+
+    ServiceError                     500 internal-error
+    ├── InvalidRequest               422 invalid-request
+    │   ├── MissingInput             422 missing-input
+    │   ├── UnknownModel             422 unknown-model
+    │   ├── InvalidAudio             422 invalid-audio
+    │   ├── AudioTooLong             422 audio-too-long
+    │   └── NoSpeech                 422 no-speech
+    ├── UnsupportedMediaType         415 unsupported-media-type
+    ├── UploadTooLarge               413 upload-too-large
+    ├── JobNotFound                  404 job-not-found
+    ├── ServiceUnavailable           503 service-unavailable
+    │   └── StorageUnavailable       503 storage-unavailable
+    └── ModelError                   500 model-error
+
+A failed job carries the same `{code, message}` in its record and in its SSE `error` event.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ServiceError(Exception):
+    """Base of every error audiochat reports to a client."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.title
+        super().__init__(self.message)
+
+
+class InvalidRequest(ServiceError):
+    status = 422
+    code = "invalid-request"
+    title = "The request is not valid"
+
+
+class MissingInput(InvalidRequest):
+    code = "missing-input"
+    title = "A job needs audio, a question, or both"
+
+
+class UnknownModel(InvalidRequest):
+    code = "unknown-model"
+    title = "No such model"
+
+
+class InvalidAudio(InvalidRequest):
+    code = "invalid-audio"
+    title = "The audio could not be decoded"
+
+
+class AudioTooLong(InvalidRequest):
+    code = "audio-too-long"
+    title = "The audio is longer than this service accepts"
+
+
+class UnsupportedMediaType(ServiceError):
+    status = 415
+    code = "unsupported-media-type"
+    title = "The upload is not audio"
+
+
+class UploadTooLarge(ServiceError):
+    status = 413
+    code = "upload-too-large"
+    title = "The upload is larger than this service accepts"
+
+
+class JobNotFound(ServiceError):
+    status = 404
+    code = "job-not-found"
+    title = "No such job"
+
+
+class ServiceUnavailable(ServiceError):
+    status = 503
+    code = "service-unavailable"
+    title = "A service audiochat depends on is unavailable"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    code = "storage-unavailable"
+    title = "The audio store is unavailable"
+
+
+class ModelError(ServiceError):
+    code = "model-error"
+    title = "The model failed"
+
+
+class NoSpeech(InvalidRequest):
+    code = "no-speech"
+    title = "No speech was recognised in the audio"

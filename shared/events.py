@@ -1,0 +1,89 @@
+"""Job events on Redis, and every Redis key name audiochat uses.
+
+A job's events go two ways at once, atomically, by one Lua script:
+  * appended to the job's Redis Stream `audiochat:job:{id}:events` (entry id `{n}-0`), a log
+    that lets a client replay what it missed and that expires with the job;
+  * published on the single channel `audiochat:events`, which each gateway process subscribes
+    to once and fans out to its SSE clients.
+`n` counts up from 1 within the job, so the SSE `id:` is the same number in both.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from shared.schemas import EventName, JobEvent
+
+EVENTS_CHANNEL = "audiochat:events"
+JOB_INDEX_KEY = "audiochat:jobs"
+
+
+def job_key(job_id: str) -> str:
+    """The hash holding a job's record."""
+    return f"audiochat:job:{job_id}"
+
+
+def job_events_key(job_id: str) -> str:
+    """The Redis Stream holding a job's event log."""
+    return f"audiochat:job:{job_id}:events"
+
+
+def job_sequence_key(job_id: str) -> str:
+    """The counter that numbers a job's events."""
+    return f"audiochat:job:{job_id}:seq"
+
+
+_PUBLISH_SCRIPT = """
+local n = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('XADD', KEYS[2], n .. '-0', 'event', ARGV[2], 'data', ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('PUBLISH', ARGV[5],
+  '{"job_id":"' .. ARGV[1] .. '","id":' .. n .. ',"event":"' .. ARGV[2] .. '","data":' .. ARGV[3] .. '}')
+return n
+"""
+
+
+class EventPublisher:
+    """Appends events to a job's log and publishes them live (used by workers and the gateway)."""
+
+    def __init__(self, client: redis.Redis, retention_seconds: int) -> None:
+        self._retention = retention_seconds
+        self._script = client.register_script(_PUBLISH_SCRIPT)
+
+    def publish(self, job_id: str, event: EventName, data: dict[str, Any]) -> int:
+        """Publish one event and return its id within the job."""
+        payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        keys = [job_sequence_key(job_id), job_events_key(job_id)]
+        args = [job_id, event.value, payload, self._retention, EVENTS_CHANNEL]
+        return int(self._script(keys=keys, args=args))
+
+
+def event_from_stream_entry(entry_id: str | bytes, fields: dict[Any, Any]) -> JobEvent:
+    """Build an event from one `XRANGE` entry (`{n}-0`, {event, data})."""
+    entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    decoded = {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in fields.items()
+    }
+    return JobEvent(
+        id=int(entry.split("-", 1)[0]),
+        event=EventName(decoded["event"]),
+        data=json.loads(decoded["data"]),
+    )
+
+
+def event_from_message(payload: str | bytes) -> tuple[str, JobEvent]:
+    """Parse a message from `audiochat:events` into (job id, event)."""
+    message = json.loads(payload)
+    event = JobEvent(id=message["id"], event=EventName(message["event"]), data=message["data"])
+    return message["job_id"], event
+
+
+def read_events(client: redis.Redis, job_id: str, after: int = 0) -> list[JobEvent]:
+    """A job's logged events with ids greater than `after`."""
+    entries = client.xrange(job_events_key(job_id), min=f"({after}-0" if after else "-")
+    return [event_from_stream_entry(entry_id, fields) for entry_id, fields in entries]

@@ -1,0 +1,100 @@
+"""The wire contract: what clients send, what they read back, and the events they follow."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    TRANSCRIBING = "transcribing"
+    ANSWERING = "answering"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+
+
+class EventName(StrEnum):
+    STATUS = "status"
+    TRANSCRIPT_DELTA = "transcript.delta"
+    TRANSCRIPT_COMPLETED = "transcript.completed"
+    ANSWER_DELTA = "answer.delta"
+    ANSWER_COMPLETED = "answer.completed"
+    ERROR = "error"
+    DONE = "done"
+
+
+class JobCreate(BaseModel):
+    """Options of a new job; audio, when there is any, comes as a multipart file beside them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str | None = Field(default=None, min_length=1, max_length=8000)
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}$")
+    max_new_tokens: int | None = Field(default=None, ge=1, le=8192)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    model: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class StageDurations(BaseModel):
+    transcribe_seconds: float | None = None
+    answer_seconds: float | None = None
+
+
+class JobRead(BaseModel):
+    """A job as `GET /v1/jobs/{id}` returns it."""
+
+    id: str
+    status: JobStatus
+    model: str
+    question: str | None = None
+    language: str | None = None
+    max_new_tokens: int
+    temperature: float
+    has_audio: bool
+    audio_filename: str | None = None
+    audio_seconds: float | None = None
+    transcript: str | None = None
+    answer: str | None = None
+    finish_reason: str | None = None
+    error: JobError | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    durations: StageDurations = Field(default_factory=StageDurations)
+
+
+class JobEvent(BaseModel):
+    """One event of a job's log, as the SSE stream sends it (`id:`, `event:`, `data:`)."""
+
+    id: int
+    event: EventName
+    data: dict[str, Any]
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (`application/problem+json`)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    code: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None

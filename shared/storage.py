@@ -1,0 +1,198 @@
+"""Where uploaded audio lives: an S3-compatible bucket, or a local directory by default.
+
+Keys are chosen by the server (`jobs/{id}/input`); a client's filename never becomes part of a
+key or a path, and is kept only as percent-escaped metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Protocol
+from urllib.parse import quote, unquote, urlparse
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from shared.config import Settings
+from shared.errors import ServiceError, StorageUnavailable
+
+_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*$")
+
+
+def audio_key(job_id: str) -> str:
+    """The object key of a job's uploaded audio."""
+    return f"jobs/{job_id}/input"
+
+
+def escape_filename(filename: str | None) -> str | None:
+    """A client's filename reduced to printable, percent-escaped ASCII for metadata."""
+    if not filename:
+        return None
+    return quote(filename[:255], safe=" ._-()")
+
+
+def unescape_filename(escaped: str | None) -> str | None:
+    return unquote(escaped) if escaped else None
+
+
+class ObjectNotFound(ServiceError):
+    status = 404
+    code = "object-not-found"
+    title = "No such object in the audio store"
+
+
+class AudioStore(Protocol):
+    """The few operations audiochat needs from an object store."""
+
+    def put(self, key: str, source: BinaryIO, metadata: dict[str, str]) -> None:
+        """Store the whole of `source` under `key`, all or nothing."""
+
+    def download(self, key: str, destination: Path) -> dict[str, str]:
+        """Copy the object to a local file and return its metadata."""
+
+    def delete(self, key: str) -> None:
+        """Remove an object; removing a missing one is not an error."""
+
+    def check(self) -> None:
+        """Raise StorageUnavailable unless the store answers."""
+
+
+def _checked_key(key: str) -> str:
+    if not _KEY_PATTERN.fullmatch(key) or ".." in key.split("/"):
+        raise ValueError(f"invalid object key {key!r}")
+    return key
+
+
+class LocalDirectoryStore:
+    """Objects as files under one directory, written atomically, metadata in a sidecar file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / _checked_key(key)
+
+    def put(self, key: str, source: BinaryIO, metadata: dict[str, str]) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write next to the target and rename, so a reader never sees half a file.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(source, out, 1024 * 1024)
+            meta_tmp = f"{tmp}.meta"
+            Path(meta_tmp).write_text(json.dumps(metadata))
+            os.replace(meta_tmp, f"{path}.meta.json")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            Path(f"{tmp}.meta").unlink(missing_ok=True)
+            raise
+
+    def download(self, key: str, destination: Path) -> dict[str, str]:
+        path = self._path(key)
+        try:
+            shutil.copyfile(path, destination)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no object {key}") from exc
+        meta = Path(f"{path}.meta.json")
+        return json.loads(meta.read_text()) if meta.exists() else {}
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        Path(f"{path}.meta.json").unlink(missing_ok=True)
+
+    def check(self) -> None:
+        if not os.access(self.root, os.W_OK):
+            raise StorageUnavailable(f"{self.root} is not writable")
+
+
+class S3Store:
+    """Objects in an S3 bucket (MinIO, AWS, or any S3-compatible server) through boto3."""
+
+    def __init__(self, client: object, bucket: str) -> None:
+        self._s3 = client
+        self.bucket = bucket
+
+    @classmethod
+    def from_settings(cls, settings: Settings, bucket: str) -> S3Store:
+        s3 = settings.s3
+        client = boto3.client(
+            "s3",
+            endpoint_url=s3.endpoint_url,
+            region_name=s3.region,
+            aws_access_key_id=s3.access_key_id.get_secret_value() if s3.access_key_id else None,
+            aws_secret_access_key=(
+                s3.secret_access_key.get_secret_value() if s3.secret_access_key else None
+            ),
+            config=botocore.config.Config(
+                connect_timeout=2,
+                read_timeout=30,
+                retries={"max_attempts": 2, "mode": "standard"},
+                s3={"addressing_style": "path"},
+            ),
+        )
+        return cls(client, bucket)
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist yet."""
+        try:
+            self._s3.head_bucket(Bucket=self.bucket)  # type: ignore[attr-defined]
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+                raise StorageUnavailable(str(exc)) from exc
+            self._s3.create_bucket(Bucket=self.bucket)  # type: ignore[attr-defined]
+        except botocore.exceptions.BotoCoreError as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    def put(self, key: str, source: BinaryIO, metadata: dict[str, str]) -> None:
+        try:
+            self._s3.upload_fileobj(  # type: ignore[attr-defined]
+                source, self.bucket, _checked_key(key), ExtraArgs={"Metadata": metadata}
+            )
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    def download(self, key: str, destination: Path) -> dict[str, str]:
+        try:
+            self._s3.download_file(self.bucket, _checked_key(key), str(destination))  # type: ignore[attr-defined]
+            head = self._s3.head_object(Bucket=self.bucket, Key=key)  # type: ignore[attr-defined]
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                raise ObjectNotFound(f"no object {key}") from exc
+            raise StorageUnavailable(str(exc)) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        return dict(head.get("Metadata", {}))
+
+    def delete(self, key: str) -> None:
+        try:
+            self._s3.delete_object(Bucket=self.bucket, Key=_checked_key(key))  # type: ignore[attr-defined]
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    def check(self) -> None:
+        try:
+            self._s3.head_bucket(Bucket=self.bucket)  # type: ignore[attr-defined]
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+
+def open_store(settings: Settings) -> AudioStore:
+    """The store named by `AUDIOCHAT_STORAGE_URL` (`file:///path` or `s3://bucket`)."""
+    url = urlparse(settings.storage_url)
+    if url.scheme == "file":
+        return LocalDirectoryStore(Path(unquote(url.netloc + url.path)))
+    if url.scheme == "s3" and url.netloc:
+        store = S3Store.from_settings(settings, url.netloc)
+        store.ensure_bucket()
+        return store
+    raise ValueError(f"unsupported AUDIOCHAT_STORAGE_URL {settings.storage_url!r}")

@@ -1,0 +1,38 @@
+"""The Celery app factory and the settings long-running model tasks need."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from shared.config import Settings
+from shared.tasks import queue_for_model
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings shared by the workers and the gateway's producer."""
+    return {
+        "broker_url": settings.redis_url,
+        # A task is unacknowledged until it finishes, so a worker that dies mid-stage leaves it
+        # on the broker to be delivered again after the visibility timeout.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_transport_options": {"visibility_timeout": settings.broker_visibility_timeout},
+        "broker_connection_retry_on_startup": True,
+        # Job state lives in audiochat's own records; Celery keeps no results.
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_default_queue": queue_for_model(settings.model),
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+    }
+
+
+def create_celery_app(settings: Settings) -> Celery:
+    """A Celery app bound to the broker in `settings` (no tasks registered)."""
+    app = Celery("audiochat", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    return app

@@ -1,0 +1,31 @@
+"""Decoding any common audio file to what the models take: 16 kHz mono float32 samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from shared.errors import InvalidAudio
+
+SAMPLE_RATE = 16_000
+
+Audio = npt.NDArray[np.float32]
+
+
+def decode_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> Audio:
+    """Decode the first audio stream of `path`, resampled to mono `sample_rate` by FFmpeg."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    chunks: list[Audio] = []
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(audio=0):
+                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+    except (av.FFmpegError, IndexError) as exc:
+        raise InvalidAudio(f"the audio could not be decoded: {exc}") from exc
+    if not chunks:
+        raise InvalidAudio("the audio contains no samples")
+    return np.concatenate(chunks).astype(np.float32, copy=False)

@@ -1,0 +1,53 @@
+"""The one interface every model backend honours, and what passes through it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from worker.audio import Audio
+
+
+@dataclass(frozen=True)
+class Turn:
+    """An earlier question and its answer, for multi-turn jobs."""
+
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class AnswerRequest:
+    question: str
+    audio: Audio | None = None
+    transcript: str | None = None
+    history: list[Turn] = field(default_factory=list)
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    """Yielded once, last, by `answer`: what the generation cost and why it stopped."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" or "length"
+
+
+@runtime_checkable
+class ModelBackend(Protocol):
+    """A loaded model that can transcribe speech and answer questions, streaming both."""
+
+    name: str
+    # True if `answer` listens to `AnswerRequest.audio`; otherwise the stage does not fetch it.
+    hears_audio: bool
+
+    def transcribe(self, audio: Audio, *, language: str | None) -> Iterator[str]:
+        """Text pieces of the transcript, as the model produces them."""
+        ...
+
+    def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:
+        """Text pieces of the answer as they are generated, then one GenerationStats."""
+        ...

@@ -1,0 +1,192 @@
+"""The two stages of a job, transcribe and answer, as plain functions of a job id (no Celery).
+
+Each stage reads the job record, does its work with the worker's model, streams what it makes
+as events, and writes its result back. A stage that finds its work already done, or its job
+ended, does nothing, so a redelivered task is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from shared.config import Settings
+from shared.errors import ModelError, NoSpeech, ServiceError
+from shared.events import EventPublisher
+from shared.jobs import JobRepository, utcnow
+from shared.schemas import EventName, JobError, JobRead, JobStatus, StageDurations
+from shared.storage import AudioStore, audio_key
+from worker.audio import Audio, decode_audio
+from worker.backends.base import AnswerRequest, GenerationStats, ModelBackend
+
+logger = logging.getLogger(__name__)
+
+
+class DeltaCoalescer:
+    """Joins text pieces so a job publishes at most `rate` delta events per second."""
+
+    def __init__(self, publish: EventPublisher, job_id: str, event: EventName, rate: float):
+        self._publish = publish
+        self._job_id = job_id
+        self._event = event
+        self._interval = 1.0 / rate
+        self._pending: list[str] = []
+        self._last_flush = 0.0
+
+    def add(self, piece: str) -> None:
+        self._pending.append(piece)
+        if time.monotonic() - self._last_flush >= self._interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._publish.publish(self._job_id, self._event, {"text": "".join(self._pending)})
+            self._pending.clear()
+            self._last_flush = time.monotonic()
+
+
+class JobPipeline:
+    """Runs job stages on one loaded model."""
+
+    def __init__(
+        self,
+        backend: ModelBackend,
+        jobs: JobRepository,
+        events: EventPublisher,
+        store: AudioStore,
+        settings: Settings,
+    ) -> None:
+        self.backend = backend
+        self._jobs = jobs
+        self._events = events
+        self._store = store
+        self._settings = settings
+
+    def transcribe(self, job_id: str) -> None:
+        """Stage 1: speech to text, streamed as `transcript.delta` events."""
+        job = self._open(job_id, JobStatus.TRANSCRIBING, done=lambda j: j.transcript is not None)
+        if job is None:
+            return
+        started = time.perf_counter()
+        try:
+            audio = self._load_audio(job_id)
+            pieces = self.backend.transcribe(audio, language=job.language)
+            transcript = self._stream(job_id, EventName.TRANSCRIPT_DELTA, pieces).strip()
+            if not transcript and not job.question:
+                raise NoSpeech()
+        except Exception as exc:
+            self._fail(job_id, exc)
+            return
+        durations = StageDurations(transcribe_seconds=round(time.perf_counter() - started, 4))
+        self._jobs.update(job_id, transcript=transcript, durations=durations)
+        self._events.publish(job_id, EventName.TRANSCRIPT_COMPLETED, {"text": transcript})
+        logger.info("job_id=%s transcribed in %.2f s", job_id, durations.transcribe_seconds)
+
+    def answer(self, job_id: str) -> None:
+        """Stage 2: answer the question (or the spoken question), streamed token by token."""
+        job = self._open(job_id, JobStatus.ANSWERING, done=lambda j: j.answer is not None)
+        if job is None:
+            return
+        started = time.perf_counter()
+        try:
+            question = job.question or job.transcript
+            if not question:
+                raise NoSpeech()
+            audio = self._load_audio(job_id) if job.has_audio and self.backend.hears_audio else None
+            request = AnswerRequest(
+                question=question,
+                audio=audio,
+                transcript=job.transcript,
+                max_new_tokens=job.max_new_tokens,
+                temperature=job.temperature,
+            )
+            stats: list[GenerationStats] = []
+            pieces = _split_stats(self.backend.answer(request), stats)
+            answer = self._stream(job_id, EventName.ANSWER_DELTA, pieces).strip()
+        except Exception as exc:
+            self._fail(job_id, exc)
+            return
+        finish_reason = stats[-1].finish_reason if stats else "stop"
+        durations = job.durations.model_copy(
+            update={"answer_seconds": round(time.perf_counter() - started, 4)}
+        )
+        usage = (
+            {"prompt_tokens": stats[-1].prompt_tokens, "completion_tokens": stats[-1].completion_tokens}
+            if stats
+            else {}
+        )
+        self._events.publish(
+            job_id,
+            EventName.ANSWER_COMPLETED,
+            {"text": answer, "finish_reason": finish_reason, **usage},
+        )
+        if self._jobs.transition(
+            job_id,
+            JobStatus.SUCCEEDED,
+            answer=answer,
+            finish_reason=finish_reason,
+            durations=durations,
+            finished_at=utcnow(),
+        ):
+            self._publish_end(job_id, JobStatus.SUCCEEDED)
+        logger.info("job_id=%s answered in %.2f s", job_id, durations.answer_seconds)
+
+    def _open(
+        self, job_id: str, status: JobStatus, done: Callable[[JobRead], bool]
+    ) -> JobRead | None:
+        """The job if this stage should run now, after marking it `status`; else None."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            logger.warning("job_id=%s not found (expired?); stage skipped", job_id)
+            return None
+        if job.status.is_terminal or done(job):
+            logger.info("job_id=%s already %s; stage skipped", job_id, job.status.value)
+            return None
+        fields = {} if job.started_at else {"started_at": utcnow()}
+        if not self._jobs.transition(job_id, status, **fields):
+            return None
+        self._events.publish(job_id, EventName.STATUS, {"status": status.value})
+        return job
+
+    def _load_audio(self, job_id: str) -> Audio:
+        with tempfile.TemporaryDirectory(prefix="audiochat-") as tmp:
+            path = Path(tmp) / "input"
+            self._store.download(audio_key(job_id), path)
+            return decode_audio(path)
+
+    def _stream(self, job_id: str, event: EventName, pieces: Iterable[str]) -> str:
+        coalescer = DeltaCoalescer(
+            self._events, job_id, event, self._settings.max_events_per_second
+        )
+        text: list[str] = []
+        for piece in pieces:
+            text.append(piece)
+            coalescer.add(piece)
+        coalescer.flush()
+        return "".join(text)
+
+    def _fail(self, job_id: str, exc: Exception) -> None:
+        error = exc if isinstance(exc, ServiceError) else ModelError(f"{type(exc).__name__}: {exc}")
+        logger.error("job_id=%s failed: %s %s", job_id, error.code, error.message, exc_info=exc)
+        record = JobError(code=error.code, message=error.message)
+        if self._jobs.transition(job_id, JobStatus.FAILED, error=record, finished_at=utcnow()):
+            self._events.publish(job_id, EventName.ERROR, record.model_dump())
+            self._publish_end(job_id, JobStatus.FAILED)
+
+    def _publish_end(self, job_id: str, status: JobStatus) -> None:
+        self._events.publish(job_id, EventName.STATUS, {"status": status.value})
+        self._events.publish(job_id, EventName.DONE, {"status": status.value})
+
+
+def _split_stats(
+    items: Iterable[str | GenerationStats], stats: list[GenerationStats]
+) -> Iterator[str]:
+    """The text pieces of an answer stream; its GenerationStats go into `stats`."""
+    for item in items:
+        if isinstance(item, GenerationStats):
+            stats.append(item)
+        else:
+            yield item
