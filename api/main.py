@@ -25,11 +25,18 @@ logger = logging.getLogger(__name__)
 
 def _open_services(settings: Settings) -> Services:
     # Short timeouts: while Redis is down a request fails fast with 503 instead of hanging.
-    sync_client = redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+    limit = settings.redis_max_connections
+    sync_client = redis.Redis(
+        connection_pool=redis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=limit, timeout=5,
+            socket_connect_timeout=2, socket_timeout=5, health_check_interval=30,
+        )
     )
-    async_client = aioredis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2, health_check_interval=30
+    async_client = aioredis.Redis(
+        connection_pool=aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=limit, timeout=5,
+            socket_connect_timeout=2, health_check_interval=30,
+        )
     )
     return Services(
         settings=settings,

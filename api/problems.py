@@ -69,8 +69,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         headers = {"Retry-After": "5"} if exc.status == 503 else None
+        errors = [{"field": exc.field, "message": exc.message}] if exc.field else None
         return problem_response(
-            exc.status, exc.code, exc.title, exc.message, instance=request.url.path, headers=headers
+            exc.status, exc.code, exc.title, exc.message,
+            instance=request.url.path, headers=headers, errors=errors,
         )
 
     @app.exception_handler(RequestValidationError)

@@ -46,12 +46,17 @@ def submit_job(
     settings = services.settings
     model = options.model or settings.model
     if model not in KNOWN_MODELS:
-        raise UnknownModel(f"unknown model {model!r}; known: {', '.join(KNOWN_MODELS)}")
+        raise UnknownModel(
+            f"unknown model {model!r}; known: {', '.join(KNOWN_MODELS)}", field="model"
+        )
     if audio is None and not options.question:
         raise MissingInput("send an `audio` file, a `question`, or both")
     max_new_tokens = options.max_new_tokens or settings.default_max_new_tokens
     if max_new_tokens > settings.max_new_tokens_limit:
-        raise InvalidRequest(f"max_new_tokens must be at most {settings.max_new_tokens_limit}")
+        raise InvalidRequest(
+            f"max_new_tokens must be at most {settings.max_new_tokens_limit}",
+            field="max_new_tokens",
+        )
 
     audio_seconds = None
     if audio is not None:

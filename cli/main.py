@@ -142,3 +142,7 @@ def _watch(client: AudiochatClient, job_id: str) -> None:
             elif event.event is EventName.ERROR:
                 status = f"failed: {event.data['code']}"
             live.update(view())
+
+
+if __name__ == "__main__":
+    cli()

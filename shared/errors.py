@@ -29,8 +29,10 @@ class ServiceError(Exception):
     code: ClassVar[str] = "internal-error"
     title: ClassVar[str] = "Internal error"
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
         self.message = message or self.title
+        # The request field at fault, named in the problem's `errors` list.
+        self.field = field
         super().__init__(self.message)
 
 

@@ -31,6 +31,14 @@ def job_events_key(job_id: str) -> str:
     return f"audiochat:job:{job_id}:events"
 
 
+def worker_key(worker_name: str) -> str:
+    """A worker's heartbeat record; it expires when the worker stops refreshing it."""
+    return f"audiochat:worker:{worker_name}"
+
+
+WORKER_KEY_PATTERN = "audiochat:worker:*"
+
+
 def job_sequence_key(job_id: str) -> str:
     """The counter that numbers a job's events."""
     return f"audiochat:job:{job_id}:seq"

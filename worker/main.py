@@ -10,22 +10,21 @@ import redis
 
 from shared.config import Settings
 from shared.events import EventPublisher
-from shared.jobs import JobRepository
+from shared.jobs import JobRepository, utcnow
 from shared.storage import open_store
 from shared.tasks import queue_for_model
+from shared.workers import WorkerInfo, WorkerRegistry
 from worker.app import create_celery_app
 from worker.backends import load_backend
+from worker.heartbeat import Heartbeat
 from worker.pipeline import JobPipeline
 from worker.tasks import register_tasks
 
 logger = logging.getLogger(__name__)
 
 
-def build_pipeline(settings: Settings) -> JobPipeline:
-    """Connect to Redis and the store, and load this worker's model."""
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=5, health_check_interval=30
-    )
+def build_pipeline(settings: Settings, client: redis.Redis) -> JobPipeline:
+    """Connect to the store and load this worker's model."""
     return JobPipeline(
         backend=load_backend(settings),
         jobs=JobRepository(client, settings.job_retention_seconds),
@@ -37,19 +36,40 @@ def build_pipeline(settings: Settings) -> JobPipeline:
 
 def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     """Run a worker for `settings.model`: pool `solo`, so tasks run where the model was loaded."""
-    pipeline = build_pipeline(settings)
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+    )
+    pipeline = build_pipeline(settings, client)
     app = create_celery_app(settings)
     register_tasks(app, pipeline)
     queue = queue_for_model(settings.model)
-    logger.info("worker for model %s consuming %s", settings.model, queue)
-    app.worker_main(
-        [
-            "worker",
-            "--pool=solo",
-            f"--queues={queue}",
-            f"--hostname={settings.model}-{os.getpid()}@{socket.gethostname()}",
-            f"--loglevel={loglevel}",
-            "--without-gossip",
-            "--without-mingle",
-        ]
+    name = f"{settings.model}-{os.getpid()}@{socket.gethostname()}"
+    heartbeat = Heartbeat(
+        WorkerRegistry(client),
+        WorkerInfo(
+            name=name,
+            model=settings.model,
+            queue=queue,
+            device=getattr(pipeline.backend, "device", "cpu"),
+            pid=os.getpid(),
+            hostname=socket.gethostname(),
+            started_at=utcnow(),
+        ),
     )
+    # The heartbeat starts once the model is loaded: a live worker is one that can take jobs.
+    heartbeat.start()
+    logger.info("worker %s consuming %s", name, queue)
+    try:
+        app.worker_main(
+            [
+                "worker",
+                "--pool=solo",
+                f"--queues={queue}",
+                f"--hostname={name}",
+                f"--loglevel={loglevel}",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        )
+    finally:
+        heartbeat.stop()

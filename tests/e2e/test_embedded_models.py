@@ -1,0 +1,43 @@
+"""End to end on the embedded CPU models: real speech in, transcript and answer out."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jiwer
+import pytest
+
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.slow
+
+REFERENCE = "MISTER QUILTER IS THE APOSTLE OF THE MIDDLE CLASSES AND WE ARE GLAD TO WELCOME HIS GOSPEL"
+
+
+def normalise(text: str) -> str:
+    text = re.sub(r"\bmr\.?(?=\s)", "mister", text.lower())
+    return " ".join(re.sub(r"[^a-z' ]+", " ", text).split())
+
+
+def test_spoken_question_is_transcribed_and_answered(stack: Stack, shared_audio: Path) -> None:
+    job = stack.submit_audio(shared_audio / "1272-128104-0000.flac", max_new_tokens=48)
+    events = stack.events(job["id"])
+    final = stack.job(job["id"])
+    assert final["status"] == "succeeded", final
+    assert final["model"] == "embedded"
+    error_rate = jiwer.wer(normalise(REFERENCE), normalise(final["transcript"]))
+    assert error_rate <= 0.15, (final["transcript"], error_rate)
+    assert final["answer"].strip()
+    streamed = "".join(e.data["text"] for e in events if e.event == "answer.delta")
+    assert streamed.strip() == final["answer"]
+    transcript_deltas = [e for e in events if e.event == "transcript.delta"]
+    assert transcript_deltas, "the transcript streams before it completes"
+
+
+def test_typed_question_gets_a_real_answer(stack: Stack) -> None:
+    job = stack.submit_text("What is the capital of France?", max_new_tokens=24)
+    final = stack.run(job)
+    assert final["status"] == "succeeded"
+    assert "paris" in final["answer"].lower()
+    assert final["finish_reason"] in ("stop", "length")

@@ -1,0 +1,1 @@
+"""Fakes at the model boundary only: backends honouring `worker.backends.base.ModelBackend`."""

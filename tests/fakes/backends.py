@@ -1,0 +1,51 @@
+"""A scripted backend for tests, loaded by a real worker through AUDIOCHAT_BACKEND_CLASS.
+
+What it does is chosen by the question, so one worker can play every part:
+  "tokens:N"  answers with N one-word tokens, as fast as it can;
+  "slow:N"    answers with N tokens, 50 ms apart;
+  "fail:N"    yields N tokens, then the model raises;
+  anything else is echoed back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from shared.config import Settings
+from worker.audio import Audio
+from worker.backends.base import AnswerRequest, GenerationStats
+
+
+class ScriptedBackend:
+    name = "scripted"
+    hears_audio = True
+
+    @classmethod
+    def load(cls, settings: Settings) -> ScriptedBackend:
+        return cls()
+
+    def transcribe(self, audio: Audio, *, language: str | None) -> Iterator[str]:
+        seconds = len(audio) / 16_000
+        yield "heard "
+        yield f"{seconds:.1f} seconds"
+
+    def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:
+        command, _, count = request.question.partition(":")
+        n = int(count) if count.isdigit() else 0
+        if command == "tokens":
+            for i in range(n):
+                yield f"t{i} "
+        elif command == "slow":
+            for i in range(n):
+                time.sleep(0.05)
+                yield f"s{i} "
+        elif command == "fail":
+            for i in range(n):
+                yield f"f{i} "
+            raise RuntimeError("scripted failure")
+        else:
+            heard = " with audio" if request.audio is not None else ""
+            yield f"echo{heard}: {request.question}"
+            n = 1
+        yield GenerationStats(prompt_tokens=1, completion_tokens=n, finish_reason="stop")

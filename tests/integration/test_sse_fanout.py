@@ -1,0 +1,48 @@
+"""Many SSE clients share one Redis subscription per gateway process."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+from httpx_sse import connect_sse
+
+from tests.support.stack import Stack
+
+
+def _redis_clients(stack: Stack) -> int:
+    """Connections to the stack's own database (other stacks share the server)."""
+    db = stack.redis_url.rsplit("/", 1)[1]
+    return sum(1 for client in stack.redis().client_list() if client["db"] == db)
+
+
+def test_clients_following_live_jobs_do_not_add_redis_connections(fake_stack: Stack) -> None:
+    job = fake_stack.submit_text("slow:60")
+    baseline = _redis_clients(fake_stack)
+    received: list[list[str]] = []
+    connected = threading.Barrier(26)
+
+    def follow() -> None:
+        names: list[str] = []
+        with (
+            httpx.Client(base_url=fake_stack.url, timeout=60) as http,
+            connect_sse(http, "GET", f"/v1/jobs/{job['id']}/events") as source,
+        ):
+            for sse in source.iter_sse():
+                if len(names) == 0:
+                    connected.wait(timeout=30)
+                names.append(sse.event)
+        received.append(names)
+
+    threads = [threading.Thread(target=follow) for _ in range(25)]
+    for thread in threads:
+        thread.start()
+    connected.wait(timeout=30)
+    during = _redis_clients(fake_stack)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(received) == 25
+    assert all(names[-1] == "done" and names.count("answer.completed") == 1 for names in received)
+    # 25 clients on one gateway share its single subscription and its two pools (sync and
+    # async, 4 connections each in this stack): Redis does not see one connection per client.
+    assert during - baseline <= 2 * 4

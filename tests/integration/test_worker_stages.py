@@ -1,0 +1,49 @@
+"""Stage behaviour seen through the API, with a scripted backend in a real worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.stack import Stack
+
+
+def test_model_failure_fails_the_job_with_a_code(fake_stack: Stack) -> None:
+    job = fake_stack.submit_text("fail:3")
+    events = fake_stack.events(job["id"])
+    names = [e.event for e in events]
+    assert names[-3:] == ["error", "status", "done"]
+    assert events[-3].data["code"] == "model-error"
+    assert "scripted failure" in events[-3].data["message"]
+    final = fake_stack.job(job["id"])
+    assert final["status"] == "failed"
+    assert final["error"]["code"] == "model-error"
+    assert final["finished_at"] is not None
+
+
+def test_deltas_are_coalesced_and_add_up_to_the_answer(fake_stack: Stack) -> None:
+    job = fake_stack.submit_text("tokens:2000", max_new_tokens=2048)
+    events = fake_stack.events(job["id"])
+    deltas = [e.data["text"] for e in events if e.event == "answer.delta"]
+    completed = next(e.data for e in events if e.event == "answer.completed")
+    assert "".join(deltas).strip() == completed["text"]
+    assert completed["text"].split() == [f"t{i}" for i in range(2000)]
+    # 2000 tokens produced in well under a second must not become 2000 events.
+    assert len(deltas) < 200
+    assert completed["completion_tokens"] == 2000
+
+
+def test_audio_and_question_reach_the_answer_stage_together(
+    fake_stack: Stack, shared_audio: Path
+) -> None:
+    job = fake_stack.submit_audio(shared_audio / "1272-128104-0000.flac", question="who speaks?")
+    final = fake_stack.run(job)
+    assert final["transcript"] == "heard 5.9 seconds"
+    # The scripted backend hears audio, so the answer stage was handed the decoded clip.
+    assert final["answer"] == "echo with audio: who speaks?"
+
+
+def test_resampled_wav_reaches_the_model_at_16_khz(fake_stack: Stack, shared_audio: Path) -> None:
+    # A 24 kHz WAV of 9.0 s: decoded to 16 kHz mono the backend sees exactly 9.0 s of samples.
+    job = fake_stack.submit_audio(shared_audio / "1089_134686_000007_000004.wav")
+    final = fake_stack.run(job)
+    assert final["transcript"] == "heard 9.0 seconds"

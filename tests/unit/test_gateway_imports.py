@@ -1,0 +1,37 @@
+"""The gateway stays light: no torch, no transformers, no worker code; `shared` stays neutral."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.support.processes import REPO_ROOT
+
+
+def _modules_after(code: str) -> set[str]:
+    script = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_gateway_app_imports_no_model_or_worker_code() -> None:
+    modules = _modules_after(
+        "from api.main import create_app\nfrom shared.config import Settings\n"
+        "create_app(Settings(storage_url='file:///tmp/audiochat-import-test'))"
+    )
+    assert "fastapi" in modules  # the check itself works
+    forbidden = {m for m in modules if m.split(".")[0] in {"torch", "transformers", "worker",
+                                                             "faster_whisper", "ctranslate2"}}
+    assert not forbidden
+
+
+def test_shared_imports_neither_fastapi_nor_celery() -> None:
+    modules = _modules_after(
+        "import shared.config, shared.errors, shared.events, shared.jobs, shared.media, "
+        "shared.schemas, shared.storage, shared.tasks, shared.workers"
+    )
+    assert "redis" in modules
+    assert not {m for m in modules if m.split(".")[0] in {"fastapi", "starlette", "celery", "api"}}

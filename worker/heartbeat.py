@@ -1,0 +1,42 @@
+"""A background thread that tells Redis, every few seconds, that this worker is alive."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from shared.workers import WorkerInfo, WorkerRegistry
+
+logger = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    def __init__(self, registry: WorkerRegistry, info: WorkerInfo, interval: float = 5.0) -> None:
+        self._registry = registry
+        self.info = info
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._beat()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._interval)
+        try:
+            self._registry.remove(self.info.name)
+        except Exception:
+            logger.warning("could not remove the heartbeat of %s", self.info.name)
+
+    def _beat(self) -> None:
+        try:
+            self._registry.beat(self.info)
+        except Exception as exc:
+            # Redis may be restarting; the next beat will try again.
+            logger.warning("heartbeat failed: %s", exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._beat()
