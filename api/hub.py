@@ -15,7 +15,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from typing import Final
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -85,7 +85,7 @@ class EventHub:
                 delay = min(delay * 2, 5.0)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _dispatch(self, payload: bytes | str) -> None:
         message = json.loads(payload)
@@ -109,7 +109,7 @@ class EventHub:
                     queue.put_nowait(_RESYNC)
 
     async def _replay(self, job_id: str, after: int) -> list[JobEvent]:
-        entries = await self._redis.xrange(
+        entries: Any = await self._redis.xrange(
             job_events_key(job_id), min=f"({after}-0" if after else "-"
         )
         return [event_from_stream_entry(entry_id, fields) for entry_id, fields in entries]

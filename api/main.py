@@ -28,14 +28,21 @@ def _open_services(settings: Settings) -> Services:
     limit = settings.redis_max_connections
     sync_client = redis.Redis(
         connection_pool=redis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=limit, timeout=5,
-            socket_connect_timeout=2, socket_timeout=5, health_check_interval=30,
+            settings.redis_url,
+            max_connections=limit,
+            timeout=5,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            health_check_interval=30,
         )
     )
     async_client = aioredis.Redis(
         connection_pool=aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=limit, timeout=5,
-            socket_connect_timeout=2, health_check_interval=30,
+            settings.redis_url,
+            max_connections=limit,
+            timeout=5,
+            socket_connect_timeout=2,
+            health_check_interval=30,
         )
     )
     return Services(

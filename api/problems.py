@@ -50,7 +50,9 @@ def field_errors(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
-def validation_problem(exc: ValidationError | RequestValidationError, instance: str) -> JSONResponse:
+def validation_problem(
+    exc: ValidationError | RequestValidationError, instance: str
+) -> JSONResponse:
     errors = field_errors(exc.errors())
     fields = ", ".join(e["field"] for e in errors if e["field"])
     return problem_response(
@@ -71,8 +73,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         headers = {"Retry-After": "5"} if exc.status == 503 else None
         errors = [{"field": exc.field, "message": exc.message}] if exc.field else None
         return problem_response(
-            exc.status, exc.code, exc.title, exc.message,
-            instance=request.url.path, headers=headers, errors=errors,
+            exc.status,
+            exc.code,
+            exc.title,
+            exc.message,
+            instance=request.url.path,
+            headers=headers,
+            errors=errors,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -87,7 +94,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         return problem_response(
-            exc.status_code, code, str(exc.detail), instance=request.url.path,
+            exc.status_code,
+            code,
+            str(exc.detail),
+            instance=request.url.path,
             headers=getattr(exc, "headers", None),
         )
 
@@ -96,6 +106,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def redis_down(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("redis unavailable: %s", exc)
         return problem_response(
-            503, ServiceUnavailable.code, "Redis is unavailable", str(exc),
-            instance=request.url.path, headers={"Retry-After": "5"},
+            503,
+            ServiceUnavailable.code,
+            "Redis is unavailable",
+            str(exc),
+            instance=request.url.path,
+            headers={"Retry-After": "5"},
         )

@@ -99,8 +99,12 @@ def submit_job(
 
 def _undo(services: Services, job: JobRead) -> None:
     """Best-effort removal of a job that could not be queued."""
-    for step in (lambda: services.jobs.delete(job.id), lambda: services.store.delete(audio_key(job.id))):
+    try:
+        services.jobs.delete(job.id)
+    except Exception:
+        logger.exception("job_id=%s: removing the record after a failed submit failed", job.id)
+    if job.has_audio:
         try:
-            step()
+            services.store.delete(audio_key(job.id))
         except Exception:
-            logger.exception("job_id=%s cleanup after a failed submit failed", job.id)
+            logger.exception("job_id=%s: removing the audio after a failed submit failed", job.id)

@@ -66,7 +66,10 @@ class AudiochatClient:
             headers = {"Last-Event-ID": str(last)} if last else {}
             try:
                 with connect_sse(
-                    self._http, "GET", f"/v1/jobs/{job_id}/events", headers=headers,
+                    self._http,
+                    "GET",
+                    f"/v1/jobs/{job_id}/events",
+                    headers=headers,
                     timeout=httpx.Timeout(30.0, read=60.0),
                 ) as source:
                     if source.response.is_error:
@@ -75,7 +78,9 @@ class AudiochatClient:
                     for sse in source.iter_sse():
                         if sse.event not in _EVENT_NAMES:
                             continue  # a keep-alive comment, which httpx-sse reports as a message
-                        event = JobEvent(id=int(sse.id), event=EventName(sse.event), data=sse.json())
+                        event = JobEvent(
+                            id=int(sse.id), event=EventName(sse.event), data=sse.json()
+                        )
                         last = event.id
                         failures = 0
                         yield event

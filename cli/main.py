@@ -63,7 +63,9 @@ def worker() -> None:
 
 
 @cli.command()
-@click.argument("audio", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
+@click.argument(
+    "audio", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False
+)
 @click.option("--question", "-q", help="A question about the audio.")
 @click.option("--text", "-t", "text", help="Ask a typed question (no audio).")
 @click.option("--model", help="Model to use (default: the server's).")
@@ -81,7 +83,7 @@ def ask(
     api_key: str | None,
     as_json: bool,
 ) -> None:
-    """Ask a spoken question (AUDIO), a question about AUDIO (--question), or a typed one (--text)."""
+    """Ask a spoken question (AUDIO), a question about it (--question), or a typed one (--text)."""
     if audio is None and not text:
         raise click.UsageError("give an AUDIO file or --text")
     client = AudiochatClient(url, api_key)
@@ -104,7 +106,9 @@ def ask(
         click.echo(json.dumps(final, indent=2))
     if final["status"] != "succeeded":
         error = final.get("error") or {}
-        errors.print(f"[red]job {final['status']}:[/red] {error.get('code')}: {error.get('message')}")
+        errors.print(
+            f"[red]job {final['status']}:[/red] {error.get('code')}: {error.get('message')}"
+        )
         sys.exit(1)
 
 
@@ -117,7 +121,10 @@ def _watch(client: AudiochatClient, job_id: str) -> None:
 
     def view() -> Group:
         header = Text.assemble(
-            ("job ", "dim"), (job_id, "bold"), ("  ", ""), (status, "cyan"),
+            ("job ", "dim"),
+            (job_id, "bold"),
+            ("  ", ""),
+            (status, "cyan"),
             (f"  {time.monotonic() - started:.1f} s", "dim"),
         )
         parts = [header]
@@ -142,6 +149,7 @@ def _watch(client: AudiochatClient, job_id: str) -> None:
             elif event.event is EventName.ERROR:
                 status = f"failed: {event.data['code']}"
             live.update(view())
+    console.print()
 
 
 if __name__ == "__main__":

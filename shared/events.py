@@ -49,8 +49,8 @@ local n = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('XADD', KEYS[2], n .. '-0', 'event', ARGV[2], 'data', ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('PUBLISH', ARGV[5],
-  '{"job_id":"' .. ARGV[1] .. '","id":' .. n .. ',"event":"' .. ARGV[2] .. '","data":' .. ARGV[3] .. '}')
+redis.call('PUBLISH', ARGV[5], '{"job_id":"' .. ARGV[1] .. '","id":' .. n
+  .. ',"event":"' .. ARGV[2] .. '","data":' .. ARGV[3] .. '}')
 return n
 """
 
@@ -93,5 +93,5 @@ def event_from_message(payload: str | bytes) -> tuple[str, JobEvent]:
 
 def read_events(client: redis.Redis, job_id: str, after: int = 0) -> list[JobEvent]:
     """A job's logged events with ids greater than `after`."""
-    entries = client.xrange(job_events_key(job_id), min=f"({after}-0" if after else "-")
+    entries: Any = client.xrange(job_events_key(job_id), min=f"({after}-0" if after else "-")
     return [event_from_stream_entry(entry_id, fields) for entry_id, fields in entries]

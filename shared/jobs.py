@@ -53,7 +53,7 @@ class JobRepository:
 
     def create(self, job: JobRead) -> None:
         """Store a new job's record and add it to the index."""
-        fields = _encode(job.model_dump(mode="json", exclude_none=True))
+        fields: dict[Any, Any] = _encode(job.model_dump(mode="json", exclude_none=True))
         with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(job_key(job.id), mapping=fields)
             pipe.expire(job_key(job.id), self._retention)
@@ -89,7 +89,7 @@ class JobRepository:
     def list_recent(self, limit: int = 20) -> list[JobRead]:
         """The newest jobs first; index entries of expired jobs are dropped on the way."""
         self._redis.zremrangebyscore(JOB_INDEX_KEY, "-inf", time.time() - self._retention)
-        ids = self._redis.zrevrange(JOB_INDEX_KEY, 0, limit - 1)
+        ids: Any = self._redis.zrevrange(JOB_INDEX_KEY, 0, limit - 1)
         jobs = []
         for raw_id in ids:
             job = self.get(raw_id.decode() if isinstance(raw_id, bytes) else raw_id)

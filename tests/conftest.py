@@ -67,9 +67,7 @@ def start_stack(
 
 
 @pytest.fixture(scope="session")
-def stack(
-    workdir: Path, redis_server: RedisServer, s3_server: S3Server
-) -> Iterator[Stack]:
+def stack(workdir: Path, redis_server: RedisServer, s3_server: S3Server) -> Iterator[Stack]:
     """Gateway on the S3 store, with an embedded-model worker and an echo worker."""
     env = {
         "AUDIOCHAT_STORAGE_URL": "s3://audiochat-test",
@@ -77,9 +75,13 @@ def stack(
         **S3_ENV,
     }
     running = start_stack(
-        workdir / "s3-stack", redis_server.url(0), env,
-        {"worker-embedded": {"AUDIOCHAT_MODEL": "embedded"},
-         "worker-echo": {"AUDIOCHAT_MODEL": "echo"}},
+        workdir / "s3-stack",
+        redis_server.url(0),
+        env,
+        {
+            "worker-embedded": {"AUDIOCHAT_MODEL": "embedded"},
+            "worker-echo": {"AUDIOCHAT_MODEL": "echo"},
+        },
     )
     yield running
     running.close()
@@ -89,9 +91,7 @@ def stack(
 def local_stack(workdir: Path, redis_server: RedisServer) -> Iterator[Stack]:
     """Gateway on the local-directory store (the embedded default), with an echo worker."""
     env = {"AUDIOCHAT_STORAGE_URL": f"file://{workdir / 'objects'}", "AUDIOCHAT_MODEL": "echo"}
-    running = start_stack(
-        workdir / "local-stack", redis_server.url(1), env, {"worker-echo": {}}
-    )
+    running = start_stack(workdir / "local-stack", redis_server.url(1), env, {"worker-echo": {}})
     yield running
     running.close()
 
@@ -105,7 +105,9 @@ def fake_stack(workdir: Path, redis_server: RedisServer) -> Iterator[Stack]:
         "AUDIOCHAT_REDIS_MAX_CONNECTIONS": "4",
     }
     running = start_stack(
-        workdir / "fake-stack", redis_server.url(2), env,
+        workdir / "fake-stack",
+        redis_server.url(2),
+        env,
         {"worker-fake": {"AUDIOCHAT_BACKEND_CLASS": "tests.fakes.backends:ScriptedBackend"}},
     )
     yield running

@@ -15,6 +15,11 @@ SAMPLE_RATE = 16_000
 Audio = npt.NDArray[np.float32]
 
 
+def _samples(frame: av.AudioFrame) -> Audio:
+    samples: Audio = frame.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+    return samples
+
+
 def decode_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> Audio:
     """Decode the first audio stream of `path`, resampled to mono `sample_rate` by FFmpeg."""
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
@@ -22,8 +27,8 @@ def decode_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> Audio:
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(audio=0):
-                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
-            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+                chunks.extend(_samples(f) for f in resampler.resample(frame))
+            chunks.extend(_samples(f) for f in resampler.resample(None))
     except (av.FFmpegError, IndexError) as exc:
         raise InvalidAudio(f"the audio could not be decoded: {exc}") from exc
     if not chunks:

@@ -114,7 +114,10 @@ class JobPipeline:
             update={"answer_seconds": round(time.perf_counter() - started, 4)}
         )
         usage = (
-            {"prompt_tokens": stats[-1].prompt_tokens, "completion_tokens": stats[-1].completion_tokens}
+            {
+                "prompt_tokens": stats[-1].prompt_tokens,
+                "completion_tokens": stats[-1].completion_tokens,
+            }
             if stats
             else {}
         )

@@ -40,6 +40,10 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         return JSONResponse({"status": "ready", "checks": checks})
     failed = ", ".join(f"{name} {value}" for name, value in checks.items() if value != "ok")
     return problem_response(
-        503, ServiceUnavailable.code, "Not ready", failed, instance="/readyz",
+        503,
+        ServiceUnavailable.code,
+        "Not ready",
+        failed,
+        instance="/readyz",
         headers={"Retry-After": "5"},
     )

@@ -12,7 +12,9 @@ from tests.support.stack import Stack
 
 pytestmark = pytest.mark.slow
 
-REFERENCE = "MISTER QUILTER IS THE APOSTLE OF THE MIDDLE CLASSES AND WE ARE GLAD TO WELCOME HIS GOSPEL"
+REFERENCE = (
+    "MISTER QUILTER IS THE APOSTLE OF THE MIDDLE CLASSES AND WE ARE GLAD TO WELCOME HIS GOSPEL"
+)
 
 
 def normalise(text: str) -> str:

@@ -25,14 +25,21 @@ def test_each_event_is_logged_and_published_with_the_same_id(redis_server: Redis
     ids = [publisher.publish(job_id, EventName.ANSWER_DELTA, {"text": f"é{i}"}) for i in range(3)]
     assert ids == [1, 2, 3]
     live = []
-    wait_for(lambda: bool(live.append(pubsub.get_message(timeout=0.1)) or
-                          len([m for m in live if m]) == 3), 5, "three messages")
+    wait_for(
+        lambda: bool(
+            live.append(pubsub.get_message(timeout=0.1)) or len([m for m in live if m]) == 3
+        ),
+        5,
+        "three messages",
+    )
     published = [event_from_message(m["data"]) for m in live if m]
     assert [(j, e.id, e.data) for j, e in published] == [
         (job_id, i, {"text": f"é{i - 1}"}) for i in ids
     ]
     logged = read_events(client, job_id)
-    assert [(e.id, e.event, e.data) for e in logged] == [(e.id, e.event, e.data) for _, e in published]
+    assert [(e.id, e.event, e.data) for e in logged] == [
+        (e.id, e.event, e.data) for _, e in published
+    ]
     assert [e.id for e in read_events(client, job_id, after=1)] == [2, 3]
     assert 0 < client.ttl(job_events_key(job_id)) <= 600
     json.dumps([e.model_dump() for e in logged])
@@ -41,8 +48,14 @@ def test_each_event_is_logged_and_published_with_the_same_id(redis_server: Redis
 def test_a_finished_job_is_never_overwritten(redis_server: RedisServer) -> None:
     repo = JobRepository(redis_server.client(5), retention_seconds=600)
     job = JobRead(
-        id=new_job_id(), status=JobStatus.QUEUED, model="echo", max_new_tokens=8,
-        temperature=0.0, has_audio=False, created_at=utcnow(), question="q",
+        id=new_job_id(),
+        status=JobStatus.QUEUED,
+        model="echo",
+        max_new_tokens=8,
+        temperature=0.0,
+        has_audio=False,
+        created_at=utcnow(),
+        question="q",
     )
     repo.create(job)
     assert repo.transition(job.id, JobStatus.ANSWERING)

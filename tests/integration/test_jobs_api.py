@@ -32,7 +32,9 @@ def test_submit_answers_202_with_location(stack: Stack) -> None:
     assert stack.http.get(response.headers["location"]).status_code == 200
 
 
-def test_audio_job_transcribes_then_answers_the_transcript(stack: Stack, shared_audio: Path) -> None:
+def test_audio_job_transcribes_then_answers_the_transcript(
+    stack: Stack, shared_audio: Path
+) -> None:
     job = stack.submit_audio(shared_audio / "1272-128104-0000.flac", model="echo")
     assert job["has_audio"] and job["audio_seconds"] == 5.855
     events = stack.events(job["id"])
@@ -87,7 +89,8 @@ def test_text_uploaded_as_audio_is_refused_and_nothing_is_queued(
     jobs_before = r.zcard(JOB_INDEX_KEY)
     with fake.open("rb") as handle:
         response = stack.http.post(
-            "/v1/jobs", files={"audio": ("question.wav", handle, "audio/wav")},
+            "/v1/jobs",
+            files={"audio": ("question.wav", handle, "audio/wav")},
             data={"model": "echo"},
         )
     assert response.status_code == 415

@@ -17,9 +17,7 @@ from tests.support.processes import S3Server, free_port
 def _s3_settings(endpoint: str, bucket: str) -> Settings:
     return Settings(
         storage_url=f"s3://{bucket}",
-        s3=S3Settings(
-            endpoint_url=endpoint, access_key_id="testing", secret_access_key="testing"
-        ),
+        s3=S3Settings(endpoint_url=endpoint, access_key_id="testing", secret_access_key="testing"),
     )
 
 
@@ -52,8 +50,11 @@ def test_store_refuses_keys_that_escape_its_prefix(store: AudioStore) -> None:
 def test_s3_bucket_is_created_at_startup(s3_server: S3Server) -> None:
     open_store(_s3_settings(s3_server.endpoint_url, "fresh-bucket"))
     s3 = boto3.client(
-        "s3", endpoint_url=s3_server.endpoint_url, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        "s3",
+        endpoint_url=s3_server.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
     assert "fresh-bucket" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 

@@ -52,7 +52,10 @@ class Process:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
-            self.args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+            self.args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
             env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **self.env},
             start_new_session=True,
         )
@@ -95,8 +98,19 @@ class RedisServer:
         workdir.mkdir(parents=True, exist_ok=True)
         self.process = Process(
             "redis",
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir)],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
             workdir / "redis.log",
         )
 
@@ -133,7 +147,8 @@ class S3Server:
         self.process.start()
         wait_for(
             lambda: httpx.get(self.endpoint_url + "/moto-api/", timeout=1).status_code < 500,
-            30, "the S3 server",
+            30,
+            "the S3 server",
         )
 
     def stop(self) -> None:
@@ -158,8 +173,10 @@ class Gateway:
     def __init__(self, env: dict[str, str], workdir: Path, name: str = "gateway") -> None:
         self.port = free_port()
         self.process = Process(
-            name, audiochat_command("serve", "--port", str(self.port)),
-            workdir / f"{name}.log", env,
+            name,
+            audiochat_command("serve", "--port", str(self.port)),
+            workdir / f"{name}.log",
+            env,
         )
 
     @property

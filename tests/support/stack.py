@@ -61,8 +61,13 @@ class Stack:
         return response.json()  # type: ignore[no-any-return]
 
     def events(
-        self, job_id: str, *, last_event_id: int | None = None, query: bool = False,
-        limit: int | None = None, timeout: float = 120,
+        self,
+        job_id: str,
+        *,
+        last_event_id: int | None = None,
+        query: bool = False,
+        limit: int | None = None,
+        timeout: float = 120,
     ) -> list[SseEvent]:
         """Follow a job's SSE stream until it closes (or `limit` events were read)."""
         headers: dict[str, str] = {}

@@ -23,8 +23,11 @@ def test_gateway_app_imports_no_model_or_worker_code() -> None:
         "create_app(Settings(storage_url='file:///tmp/audiochat-import-test'))"
     )
     assert "fastapi" in modules  # the check itself works
-    forbidden = {m for m in modules if m.split(".")[0] in {"torch", "transformers", "worker",
-                                                             "faster_whisper", "ctranslate2"}}
+    forbidden = {
+        m
+        for m in modules
+        if m.split(".")[0] in {"torch", "transformers", "worker", "faster_whisper", "ctranslate2"}
+    }
     assert not forbidden
 
 

@@ -19,16 +19,32 @@ def _ffmpeg(tmp_path: Path, name: str, *args: str) -> Path:
         pytest.fail("ffmpeg is not installed: run `make test` (it installs it)")
     out = tmp_path / name
     subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
-         *args, str(out)], check=True,
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=2",
+            *args,
+            str(out),
+        ],
+        check=True,
     )
     return out
 
 
 @pytest.mark.parametrize(
     ("name", "args"),
-    [("a.wav", ()), ("a.flac", ()), ("a.mp3", ()), ("a.ogg", ("-c:a", "libopus")),
-     ("a.webm", ("-c:a", "libopus")), ("a.m4a", ("-c:a", "aac"))],
+    [
+        ("a.wav", ()),
+        ("a.flac", ()),
+        ("a.mp3", ()),
+        ("a.ogg", ("-c:a", "libopus")),
+        ("a.webm", ("-c:a", "libopus")),
+        ("a.m4a", ("-c:a", "aac")),
+    ],
 )
 def test_common_formats_are_accepted(tmp_path: Path, name: str, args: tuple[str, ...]) -> None:
     info = probe_audio(_ffmpeg(tmp_path, name, *args), max_seconds=60)

@@ -10,12 +10,15 @@ def test_audio_key_is_chosen_by_the_server() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["../../etc/passwd", "a\\b.wav", "nul\x00.wav", "x" * 5000, "\u202egnp.wav", "héllo.wav"]
+    "name",
+    ["../../etc/passwd", "a\\b.wav", "nul\x00.wav", "x" * 5000, "\u202egnp.wav", "héllo.wav"],
 )
 def test_filenames_become_escaped_ascii_metadata(name: str) -> None:
     escaped = escape_filename(name)
     assert escaped is not None
-    assert escaped.isascii() and "/" not in escaped and "\\" not in escaped and "\x00" not in escaped
+    assert (
+        escaped.isascii() and "/" not in escaped and "\\" not in escaped and "\x00" not in escaped
+    )
     assert len(escaped) <= 255 * 9
     assert unescape_filename(escaped) == name[:255]
 

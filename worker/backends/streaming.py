@@ -55,7 +55,7 @@ def stream_generate(
             )
         except BaseException as exc:
             outcome["error"] = exc
-            streamer.end()
+            streamer.end()  # type: ignore[no-untyped-call]
 
     thread = threading.Thread(target=run, name="generate", daemon=True)
     thread.start()

