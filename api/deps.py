@@ -15,6 +15,7 @@ from shared.config import Settings
 from shared.events import EventPublisher
 from shared.jobs import JobRepository
 from shared.storage import AudioStore
+from shared.workers import WorkerRegistry
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Services:
     store: AudioStore
     queue: JobQueue
     hub: EventHub
+    workers: WorkerRegistry
 
 
 def get_services(request: Request) -> Services:

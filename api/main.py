@@ -19,6 +19,7 @@ from shared.config import Settings
 from shared.events import EventPublisher
 from shared.jobs import JobRepository
 from shared.storage import open_store
+from shared.workers import WorkerRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def _open_services(settings: Settings) -> Services:
         store=open_store(settings),
         queue=JobQueue(settings),
         hub=EventHub(async_client),
+        workers=WorkerRegistry(sync_client),
     )
 
 

@@ -8,13 +8,17 @@ never left half-created, and never created without being queued.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from api.deps import Services
 from shared.errors import (
+    AudioTooLong,
     InvalidAudio,
     InvalidRequest,
     MissingInput,
+    ModelUnavailable,
     ServiceError,
     ServiceUnavailable,
     UnknownModel,
@@ -22,11 +26,19 @@ from shared.errors import (
 )
 from shared.jobs import new_job_id, utcnow
 from shared.media import probe_audio
-from shared.schemas import EventName, JobCreate, JobRead, JobStatus
+from shared.schemas import AudioPart, EventName, JobCreate, JobRead, JobStatus
 from shared.storage import audio_key, escape_filename
 from shared.tasks import KNOWN_MODELS
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IncomingAudio:
+    """An audio file attached to the request, already spooled by the server."""
+
+    stream: BinaryIO
+    filename: str | None
 
 
 def _size(stream: BinaryIO) -> int:
@@ -36,11 +48,26 @@ def _size(stream: BinaryIO) -> int:
     return size
 
 
+def _probe(services: Services, audio: Sequence[IncomingAudio]) -> list[float]:
+    """Seconds of each part, after checking each is audio within the limits."""
+    settings = services.settings
+    seconds: list[float] = []
+    for part in audio:
+        size = _size(part.stream)
+        if size > settings.max_upload_bytes:
+            raise UploadTooLarge(f"the upload is larger than {settings.max_upload_bytes} bytes")
+        if size == 0:
+            raise InvalidAudio("the audio file is empty", field="audio")
+        remaining = settings.max_audio_seconds - sum(seconds)
+        seconds.append(round(probe_audio(part.stream, remaining).duration_seconds, 3))
+        part.stream.seek(0)
+    if sum(seconds) > settings.max_audio_seconds:
+        raise AudioTooLong(f"the audio is longer than {settings.max_audio_seconds:g} s")
+    return seconds
+
+
 def submit_job(
-    services: Services,
-    options: JobCreate,
-    audio: BinaryIO | None = None,
-    filename: str | None = None,
+    services: Services, options: JobCreate, audio: Sequence[IncomingAudio] = ()
 ) -> JobRead:
     """Create and enqueue a job; raise a ServiceError if the input is bad or a backend is down."""
     settings = services.settings
@@ -49,7 +76,12 @@ def submit_job(
         raise UnknownModel(
             f"unknown model {model!r}; known: {', '.join(KNOWN_MODELS)}", field="model"
         )
-    if audio is None and not options.question:
+    if not services.workers.live_workers(model):
+        # Refused rather than queued: with no worker alive it would wait forever.
+        raise ModelUnavailable(f"no live worker serves model {model!r}", field="model")
+    if options.upload_ids:
+        raise InvalidRequest("upload_ids are not accepted by this server", field="upload_ids")
+    if not audio and not options.question:
         raise MissingInput("send an `audio` file, a `question`, or both")
     max_new_tokens = options.max_new_tokens or settings.default_max_new_tokens
     if max_new_tokens > settings.max_new_tokens_limit:
@@ -58,53 +90,52 @@ def submit_job(
             field="max_new_tokens",
         )
 
-    audio_seconds = None
-    if audio is not None:
-        size = _size(audio)
-        if size > settings.max_upload_bytes:
-            raise UploadTooLarge(f"the upload is larger than {settings.max_upload_bytes} bytes")
-        if size == 0:
-            raise InvalidAudio("the audio file is empty")
-        audio_seconds = round(probe_audio(audio, settings.max_audio_seconds).duration_seconds, 3)
-        audio.seek(0)
-
+    seconds = _probe(services, audio)
+    job_id = new_job_id()
+    parts = [
+        AudioPart(key=audio_key(job_id, i), filename=escape_filename(part.filename), seconds=s)
+        for i, (part, s) in enumerate(zip(audio, seconds, strict=True))
+    ]
     job = JobRead(
-        id=new_job_id(),
+        id=job_id,
         status=JobStatus.QUEUED,
         model=model,
         question=options.question,
         language=options.language,
         max_new_tokens=max_new_tokens,
         temperature=options.temperature or 0.0,
-        has_audio=audio is not None,
-        audio_filename=escape_filename(filename) if audio is not None else None,
-        audio_seconds=audio_seconds,
+        has_audio=bool(parts),
+        audio=parts,
+        history=options.history,
         created_at=utcnow(),
     )
-    if audio is not None:
-        metadata = {"original-filename": job.audio_filename or ""}
-        services.store.put(audio_key(job.id), audio, metadata)
+    stored: list[str] = []
     try:
+        for part, incoming in zip(parts, audio, strict=True):
+            services.store.put(
+                part.key, incoming.stream, {"original-filename": part.filename or ""}
+            )
+            stored.append(part.key)
         services.jobs.create(job)
         services.events.publish(job.id, EventName.STATUS, {"status": job.status.value})
         services.queue.enqueue(job)
     except Exception as exc:
-        _undo(services, job)
+        _undo(services, job, stored)
         if isinstance(exc, ServiceError):
             raise
         raise ServiceUnavailable(f"the job could not be queued: {exc}") from exc
-    logger.info("job_id=%s submitted (model %s, audio %s s)", job.id, model, audio_seconds)
+    logger.info("job_id=%s submitted (model %s, %d audio parts)", job.id, model, len(parts))
     return job
 
 
-def _undo(services: Services, job: JobRead) -> None:
+def _undo(services: Services, job: JobRead, stored_keys: list[str]) -> None:
     """Best-effort removal of a job that could not be queued."""
     try:
         services.jobs.delete(job.id)
     except Exception:
         logger.exception("job_id=%s: removing the record after a failed submit failed", job.id)
-    if job.has_audio:
+    for key in stored_keys:
         try:
-            services.store.delete(audio_key(job.id))
+            services.store.delete(key)
         except Exception:
-            logger.exception("job_id=%s: removing the audio after a failed submit failed", job.id)
+            logger.exception("job_id=%s: removing %s after a failed submit failed", job.id, key)

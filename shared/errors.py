@@ -11,7 +11,8 @@
     ├── UploadTooLarge               413 upload-too-large
     ├── JobNotFound                  404 job-not-found
     ├── ServiceUnavailable           503 service-unavailable
-    │   └── StorageUnavailable       503 storage-unavailable
+    │   ├── StorageUnavailable       503 storage-unavailable
+    │   └── ModelUnavailable         503 model-unavailable
     └── ModelError                   500 model-error
 
 A failed job carries the same `{code, message}` in its record and in its SSE `error` event.
@@ -89,6 +90,11 @@ class ServiceUnavailable(ServiceError):
 class StorageUnavailable(ServiceUnavailable):
     code = "storage-unavailable"
     title = "The audio store is unavailable"
+
+
+class ModelUnavailable(ServiceUnavailable):
+    code = "model-unavailable"
+    title = "No worker serves this model now"
 
 
 class ModelError(ServiceError):

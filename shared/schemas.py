@@ -35,8 +35,19 @@ class EventName(StrEnum):
     DONE = "done"
 
 
+class HistoryTurn(BaseModel):
+    """An earlier question and its answer, for multi-turn jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(max_length=8000)
+    answer: str = Field(max_length=32000)
+    # Audio that was part of that question: the id of an upload (`POST /v1/uploads`).
+    upload_id: str | None = Field(default=None, max_length=64)
+
+
 class JobCreate(BaseModel):
-    """Options of a new job; audio, when there is any, comes as a multipart file beside them."""
+    """Options of a new job; audio files, when there are any, come as multipart parts."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -45,6 +56,17 @@ class JobCreate(BaseModel):
     max_new_tokens: int | None = Field(default=None, ge=1, le=8192)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     model: str | None = Field(default=None, min_length=1, max_length=64)
+    history: list[HistoryTurn] = Field(default_factory=list, max_length=32)
+    # Audio uploaded earlier (`POST /v1/uploads`), used as if it were attached to this job.
+    upload_ids: list[str] = Field(default_factory=list, max_length=8)
+
+
+class AudioPart(BaseModel):
+    """One audio input of a job, as stored."""
+
+    key: str
+    filename: str | None = None
+    seconds: float
 
 
 class JobError(BaseModel):
@@ -68,8 +90,10 @@ class JobRead(BaseModel):
     max_new_tokens: int
     temperature: float
     has_audio: bool
-    audio_filename: str | None = None
-    audio_seconds: float | None = None
+    audio: list[AudioPart] = Field(default_factory=list)
+    history: list[HistoryTurn] = Field(default_factory=list)
+    # Long audio is transcribed in windows of at most the model's input length.
+    transcript_windows: int | None = None
     transcript: str | None = None
     answer: str | None = None
     finish_reason: str | None = None

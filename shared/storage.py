@@ -25,9 +25,14 @@ from shared.errors import ServiceError, StorageUnavailable
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*$")
 
 
-def audio_key(job_id: str) -> str:
-    """The object key of a job's uploaded audio."""
-    return f"jobs/{job_id}/input"
+def audio_key(job_id: str, index: int = 0) -> str:
+    """The object key of a job's uploaded audio (`index` counts its audio parts)."""
+    return f"jobs/{job_id}/input" if index == 0 else f"jobs/{job_id}/input-{index}"
+
+
+def upload_key(upload_id: str) -> str:
+    """The object key of a recording uploaded on its own (`POST /v1/uploads`)."""
+    return f"uploads/{upload_id}/audio"
 
 
 def escape_filename(filename: str | None) -> str | None:

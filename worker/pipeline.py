@@ -18,9 +18,9 @@ from shared.errors import ModelError, NoSpeech, ServiceError
 from shared.events import EventPublisher
 from shared.jobs import JobRepository, utcnow
 from shared.schemas import EventName, JobError, JobRead, JobStatus, StageDurations
-from shared.storage import AudioStore, audio_key
+from shared.storage import AudioStore, upload_key
 from worker.audio import Audio, decode_audio
-from worker.backends.base import AnswerRequest, GenerationStats, ModelBackend
+from worker.backends.base import AnswerRequest, GenerationStats, ModelBackend, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +72,12 @@ class JobPipeline:
             return
         started = time.perf_counter()
         try:
-            audio = self._load_audio(job_id)
-            pieces = self.backend.transcribe(audio, language=job.language)
-            transcript = self._stream(job_id, EventName.TRANSCRIPT_DELTA, pieces).strip()
+            texts = []
+            for part in job.audio:
+                audio = self._load_audio(part.key)
+                pieces = self.backend.transcribe(audio, language=job.language)
+                texts.append(self._stream(job_id, EventName.TRANSCRIPT_DELTA, pieces).strip())
+            transcript = "\n".join(text for text in texts if text)
             if not transcript and not job.question:
                 raise NoSpeech()
         except Exception as exc:
@@ -95,11 +98,23 @@ class JobPipeline:
             question = job.question or job.transcript
             if not question:
                 raise NoSpeech()
-            audio = self._load_audio(job_id) if job.has_audio and self.backend.hears_audio else None
+            hears = self.backend.hears_audio
             request = AnswerRequest(
                 question=question,
-                audio=audio,
+                audios=[self._load_audio(part.key) for part in job.audio] if hears else [],
                 transcript=job.transcript,
+                history=[
+                    Turn(
+                        question=turn.question,
+                        answer=turn.answer,
+                        audio=(
+                            self._load_audio(upload_key(turn.upload_id))
+                            if hears and turn.upload_id
+                            else None
+                        ),
+                    )
+                    for turn in job.history
+                ],
                 max_new_tokens=job.max_new_tokens,
                 temperature=job.temperature,
             )
@@ -154,10 +169,11 @@ class JobPipeline:
         self._events.publish(job_id, EventName.STATUS, {"status": status.value})
         return job
 
-    def _load_audio(self, job_id: str) -> Audio:
+    def _load_audio(self, key: str) -> Audio:
+        """Fetch one stored audio object and decode it to model input."""
         with tempfile.TemporaryDirectory(prefix="audiochat-") as tmp:
             path = Path(tmp) / "input"
-            self._store.download(audio_key(job_id), path)
+            self._store.download(key, path)
             return decode_audio(path)
 
     def _stream(self, job_id: str, event: EventName, pieces: Iterable[str]) -> str:

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.deps import HubDep, JobsDep, ServicesDep, SettingsDep
-from api.submission import submit_job
+from api.submission import IncomingAudio, submit_job
 from shared.errors import InvalidRequest, JobNotFound, UnsupportedMediaType, UploadTooLarge
 from shared.events import job_key
 from shared.jobs import JobRepository
@@ -21,12 +21,29 @@ from shared.schemas import JobCreate, JobEvent, JobRead
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
+_MAX_AUDIO_PARTS = 8
+# Multipart fields that may repeat; the others are read once.
+_LIST_FIELDS = frozenset({"audio", "upload_ids"})
+
 _JOB_OPTIONS = {
     "question": {"type": "string"},
     "language": {"type": "string", "pattern": "^[a-z]{2,3}$"},
     "max_new_tokens": {"type": "integer", "minimum": 1},
     "temperature": {"type": "number", "minimum": 0, "maximum": 2},
     "model": {"type": "string"},
+    "history": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "question": {"type": "string"},
+                "answer": {"type": "string"},
+                "upload_id": {"type": "string"},
+            },
+            "required": ["question", "answer"],
+        },
+    },
+    "upload_ids": {"type": "array", "items": {"type": "string"}},
 }
 _CREATE_BODY = {
     "requestBody": {
@@ -35,7 +52,11 @@ _CREATE_BODY = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"audio": {"type": "string", "format": "binary"}, **_JOB_OPTIONS},
+                    "properties": {
+                        **_JOB_OPTIONS,
+                        "audio": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "history": {"type": "string", "description": "JSON list of turns"},
+                    },
                 }
             },
             "application/json": {
@@ -46,29 +67,38 @@ _CREATE_BODY = {
 }
 
 
-async def _read_request(request: Request, max_bytes: int) -> tuple[JobCreate, UploadFile | None]:
-    """The job options and the audio file, from a multipart form or a JSON body."""
+async def _read_request(request: Request, max_bytes: int) -> tuple[JobCreate, list[UploadFile]]:
+    """The job options and the audio files, from a multipart form or a JSON body."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
         raise UploadTooLarge(f"the upload is larger than {max_bytes} bytes")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
-        try:
-            body: Any = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
-        if not isinstance(body, dict):
-            raise InvalidRequest("the JSON body must be an object")
-        return JobCreate.model_validate(body), None
+        return JobCreate.model_validate(_parse_json(await request.body(), "body")), []
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=16)
-        audio = form.get("audio")
-        fields = {k: v for k, v in form.items() if k != "audio" and v != ""}
-        options = JobCreate.model_validate(fields)
-        if isinstance(audio, str) and audio:
-            raise InvalidRequest("`audio` must be a file")
-        return options, audio if isinstance(audio, UploadFile) else None
+        form = await request.form(max_files=_MAX_AUDIO_PARTS, max_fields=64)
+        audio = form.getlist("audio")
+        if any(not isinstance(part, UploadFile) for part in audio):
+            raise InvalidRequest("`audio` must be a file", field="audio")
+        fields: dict[str, Any] = {
+            k: v for k, v in form.multi_items() if k not in _LIST_FIELDS and v != ""
+        }
+        if "history" in fields:
+            fields["history"] = _parse_json(str(fields["history"]), "history")
+        if form.getlist("upload_ids"):
+            fields["upload_ids"] = form.getlist("upload_ids")
+        return JobCreate.model_validate(fields), [p for p in audio if isinstance(p, UploadFile)]
     raise UnsupportedMediaType("send multipart/form-data (with audio) or application/json")
+
+
+def _parse_json(raw: bytes | str, field: str) -> Any:
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"`{field}` is not valid JSON: {exc}", field=field) from exc
+    if field == "body" and not isinstance(value, dict):
+        raise InvalidRequest("the JSON body must be an object", field=field)
+    return value
 
 
 @router.post(
@@ -80,17 +110,12 @@ async def _read_request(request: Request, max_bytes: int) -> tuple[JobCreate, Up
 )
 async def create_job(request: Request, services: ServicesDep) -> JSONResponse:
     """Submit a spoken question (audio), a typed one (question), or a question about audio."""
-    options, upload = await _read_request(request, services.settings.max_upload_bytes)
+    options, uploads = await _read_request(request, services.settings.max_upload_bytes)
     try:
-        job = await run_in_threadpool(
-            submit_job,
-            services,
-            options,
-            upload.file if upload else None,
-            upload.filename if upload else None,
-        )
+        audio = [IncomingAudio(upload.file, upload.filename) for upload in uploads]
+        job = await run_in_threadpool(submit_job, services, options, audio)
     finally:
-        if upload is not None:
+        for upload in uploads:
             await upload.close()
     return JSONResponse(
         job.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"}

@@ -45,7 +45,10 @@ class ScriptedBackend:
                 yield f"f{i} "
             raise RuntimeError("scripted failure")
         else:
-            heard = " with audio" if request.audio is not None else ""
+            parts = len(request.audios)
+            heard = f" with {parts} audio part{'s' if parts > 1 else ''}" if parts else ""
+            if request.history:
+                heard += f" after {len(request.history)} turns"
             yield f"echo{heard}: {request.question}"
             n = 1
         yield GenerationStats(prompt_tokens=1, completion_tokens=n, finish_reason="stop")

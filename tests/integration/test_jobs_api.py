@@ -36,7 +36,10 @@ def test_audio_job_transcribes_then_answers_the_transcript(
     stack: Stack, shared_audio: Path
 ) -> None:
     job = stack.submit_audio(shared_audio / "1272-128104-0000.flac", model="echo")
-    assert job["has_audio"] and job["audio_seconds"] == 5.855
+    assert job["has_audio"]
+    assert job["audio"] == [
+        {"key": f"jobs/{job['id']}/input", "filename": "1272-128104-0000.flac", "seconds": 5.855}
+    ]
     events = stack.events(job["id"])
     names = [e.event for e in events]
     statuses = [e.data["status"] for e in events if e.event == "status"]
@@ -146,3 +149,12 @@ def test_local_directory_store_end_to_end(local_stack: Stack, shared_audio: Path
     assert final["status"] == "succeeded" and final["model"] == "echo"
     stored = local_stack.workdir.parent / "objects" / "jobs" / job["id"] / "input"
     assert stored.read_bytes() == (shared_audio / "1089_134686_000007_000004.wav").read_bytes()
+
+
+def test_a_model_with_no_live_worker_is_refused_with_503(stack: Stack) -> None:
+    response = stack.http.post("/v1/jobs", json={"question": "x", "model": "qwen2-audio"})
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"]
+    assert response.json()["code"] == "model-unavailable"
+    assert stack.redis().llen("model.qwen2-audio") == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.support.stack import Stack
@@ -39,7 +40,7 @@ def test_audio_and_question_reach_the_answer_stage_together(
     final = fake_stack.run(job)
     assert final["transcript"] == "heard 5.9 seconds"
     # The scripted backend hears audio, so the answer stage was handed the decoded clip.
-    assert final["answer"] == "echo with audio: who speaks?"
+    assert final["answer"] == "echo with 1 audio part: who speaks?"
 
 
 def test_resampled_wav_reaches_the_model_at_16_khz(fake_stack: Stack, shared_audio: Path) -> None:
@@ -47,3 +48,34 @@ def test_resampled_wav_reaches_the_model_at_16_khz(fake_stack: Stack, shared_aud
     job = fake_stack.submit_audio(shared_audio / "1089_134686_000007_000004.wav")
     final = fake_stack.run(job)
     assert final["transcript"] == "heard 9.0 seconds"
+
+
+def test_several_audio_parts_and_history_reach_the_model(
+    fake_stack: Stack, shared_audio: Path
+) -> None:
+    clips = [shared_audio / "1272-128104-0000.flac", shared_audio / "1089_134686_000007_000004.wav"]
+    history = [{"question": "hi", "answer": "hello"}, {"question": "and?", "answer": "so"}]
+    with clips[0].open("rb") as first, clips[1].open("rb") as second:
+        response = fake_stack.http.post(
+            "/v1/jobs",
+            data={"question": "compare them", "history": json.dumps(history)},
+            files=[("audio", ("a.flac", first)), ("audio", ("b.wav", second))],
+        )
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert [part["key"] for part in job["audio"]] == [
+        f"jobs/{job['id']}/input",
+        f"jobs/{job['id']}/input-1",
+    ]
+    final = fake_stack.run(job)
+    assert final["transcript"] == "heard 5.9 seconds\nheard 9.0 seconds"
+    assert final["answer"] == "echo with 2 audio parts after 2 turns: compare them"
+    assert final["history"] == [{**turn, "upload_id": None} for turn in history]
+
+
+def test_history_that_is_not_json_is_a_422_naming_the_field(fake_stack: Stack) -> None:
+    response = fake_stack.http.post(
+        "/v1/jobs", files={"question": (None, "q"), "history": (None, "[{oops")}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "history"

@@ -11,16 +11,18 @@ from worker.audio import Audio
 
 @dataclass(frozen=True)
 class Turn:
-    """An earlier question and its answer, for multi-turn jobs."""
+    """An earlier question (with its audio, if it had any) and its answer."""
 
     question: str
     answer: str
+    audio: Audio | None = None
 
 
 @dataclass(frozen=True)
 class AnswerRequest:
     question: str
-    audio: Audio | None = None
+    # The job's audio parts, in order; empty for a typed question or a backend that cannot hear.
+    audios: list[Audio] = field(default_factory=list)
     transcript: str | None = None
     history: list[Turn] = field(default_factory=list)
     max_new_tokens: int = 256
@@ -41,7 +43,7 @@ class ModelBackend(Protocol):
     """A loaded model that can transcribe speech and answer questions, streaming both."""
 
     name: str
-    # True if `answer` listens to `AnswerRequest.audio`; otherwise the stage does not fetch it.
+    # True if `answer` listens to `AnswerRequest.audios`; otherwise the stage does not fetch them.
     hears_audio: bool
 
     def transcribe(self, audio: Audio, *, language: str | None) -> Iterator[str]:

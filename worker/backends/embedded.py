@@ -81,6 +81,7 @@ class EmbeddedBackend:
     def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:
         messages: list[dict[str, str]] = []
         for turn in request.history:
+            # SmolLM2 cannot hear: an earlier turn's audio is left out, its text kept.
             messages.append({"role": "user", "content": turn.question})
             messages.append({"role": "assistant", "content": turn.answer})
         messages.append({"role": "user", "content": build_prompt(request)})
