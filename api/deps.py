@@ -56,3 +56,12 @@ def get_hub(services: ServicesDep) -> EventHub:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 JobsDep = Annotated[JobRepository, Depends(get_jobs)]
 HubDep = Annotated[EventHub, Depends(get_hub)]
+
+
+def get_tenant(request: Request) -> str:
+    """The tenant the request acts for (API keys map to tenants; one tenant without keys)."""
+    tenant: str = getattr(request.state, "tenant", "default")
+    return tenant
+
+
+TenantDep = Annotated[str, Depends(get_tenant)]

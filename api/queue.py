@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from celery import Celery, chain
 
 from shared.config import Settings
-from shared.schemas import JobRead
+from shared.schemas import JobRead, JobTask
 from shared.tasks import ANSWER_TASK, TRANSCRIBE_TASK, queue_for_model
 
 
@@ -24,16 +24,19 @@ class JobQueue:
         )
 
     def enqueue(self, job: JobRead) -> None:
-        """Send the job's stages; a text-only job has the answer stage only."""
+        """Send the job's stages: transcribe if there is audio, answer unless transcribing only."""
         queue = queue_for_model(job.model)
-        answer = self._celery.signature(ANSWER_TASK, args=(job.id,), queue=queue, immutable=True)
-        if job.has_audio:
-            transcribe = self._celery.signature(
-                TRANSCRIBE_TASK, args=(job.id,), queue=queue, immutable=True
-            )
-            (transcribe | answer).apply_async(retry=False)
+        names = ([TRANSCRIBE_TASK] if job.has_audio else []) + (
+            [ANSWER_TASK] if job.task is JobTask.ANSWER else []
+        )
+        stages = [
+            self._celery.signature(name, args=(job.id,), queue=queue, immutable=True)
+            for name in names
+        ]
+        if len(stages) > 1:
+            chain(*stages).apply_async(retry=False)
         else:
-            answer.apply_async(retry=False)
+            stages[0].apply_async(retry=False)
 
     def close(self) -> None:
         self._celery.close()

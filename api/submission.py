@@ -26,7 +26,7 @@ from shared.errors import (
 )
 from shared.jobs import new_job_id, utcnow
 from shared.media import probe_audio
-from shared.schemas import AudioPart, EventName, JobCreate, JobRead, JobStatus
+from shared.schemas import AudioPart, EventName, JobCreate, JobRead, JobStatus, JobTask
 from shared.storage import audio_key, escape_filename
 from shared.tasks import KNOWN_MODELS
 
@@ -83,6 +83,8 @@ def submit_job(
         raise InvalidRequest("upload_ids are not accepted by this server", field="upload_ids")
     if not audio and not options.question:
         raise MissingInput("send an `audio` file, a `question`, or both")
+    if options.task is JobTask.TRANSCRIBE and not audio:
+        raise MissingInput("a transcription needs audio", field="audio")
     max_new_tokens = options.max_new_tokens or settings.default_max_new_tokens
     if max_new_tokens > settings.max_new_tokens_limit:
         raise InvalidRequest(
@@ -100,6 +102,8 @@ def submit_job(
         id=job_id,
         status=JobStatus.QUEUED,
         model=model,
+        task=options.task,
+        transcription_prompt=options.transcription_prompt,
         question=options.question,
         language=options.language,
         max_new_tokens=max_new_tokens,

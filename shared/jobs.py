@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+from pydantic_core import to_jsonable_python
 
 from shared.events import JOB_INDEX_KEY, job_events_key, job_key, job_sequence_key
 from shared.schemas import TERMINAL_STATUSES, JobRead, JobStatus
@@ -99,15 +100,8 @@ class JobRepository:
 
 
 def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in fields.items():
-        if isinstance(value, datetime):
-            out[name] = value.isoformat()
-        elif hasattr(value, "model_dump"):
-            out[name] = value.model_dump(mode="json")
-        else:
-            out[name] = value
-    return out
+    # Models, lists of models, enums and datetimes, as JSON would have them.
+    return {name: to_jsonable_python(value) for name, value in fields.items()}
 
 
 def _encode(fields: dict[str, Any]) -> dict[str, str]:

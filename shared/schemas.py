@@ -35,6 +35,11 @@ class EventName(StrEnum):
     DONE = "done"
 
 
+class JobTask(StrEnum):
+    ANSWER = "answer"  # transcribe any audio, then answer
+    TRANSCRIBE = "transcribe"  # transcribe only (the transcription endpoints)
+
+
 class HistoryTurn(BaseModel):
     """An earlier question and its answer, for multi-turn jobs."""
 
@@ -59,6 +64,17 @@ class JobCreate(BaseModel):
     history: list[HistoryTurn] = Field(default_factory=list, max_length=32)
     # Audio uploaded earlier (`POST /v1/uploads`), used as if it were attached to this job.
     upload_ids: list[str] = Field(default_factory=list, max_length=8)
+    task: JobTask = JobTask.ANSWER
+    # Guides the transcription's spelling and style (OpenAI's `prompt`).
+    transcription_prompt: str | None = Field(default=None, max_length=2000)
+
+
+class TranscriptSegment(BaseModel):
+    """A timed piece of the transcript; times are seconds from the start of the job's audio."""
+
+    start: float | None = None
+    end: float | None = None
+    text: str
 
 
 class AudioPart(BaseModel):
@@ -85,6 +101,7 @@ class JobRead(BaseModel):
     id: str
     status: JobStatus
     model: str
+    task: JobTask = JobTask.ANSWER
     question: str | None = None
     language: str | None = None
     max_new_tokens: int
@@ -94,7 +111,9 @@ class JobRead(BaseModel):
     history: list[HistoryTurn] = Field(default_factory=list)
     # Long audio is transcribed in windows of at most the model's input length.
     transcript_windows: int | None = None
+    transcription_prompt: str | None = None
     transcript: str | None = None
+    segments: list[TranscriptSegment] | None = None
     answer: str | None = None
     finish_reason: str | None = None
     error: JobError | None = None

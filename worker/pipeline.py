@@ -17,10 +17,24 @@ from shared.config import Settings
 from shared.errors import ModelError, NoSpeech, ServiceError
 from shared.events import EventPublisher
 from shared.jobs import JobRepository, utcnow
-from shared.schemas import EventName, JobError, JobRead, JobStatus, StageDurations
+from shared.schemas import (
+    EventName,
+    JobError,
+    JobRead,
+    JobStatus,
+    JobTask,
+    StageDurations,
+    TranscriptSegment,
+)
 from shared.storage import AudioStore, upload_key
-from worker.audio import Audio, decode_audio
-from worker.backends.base import AnswerRequest, GenerationStats, ModelBackend, Turn
+from worker.audio import SAMPLE_RATE, Audio, decode_audio
+from worker.backends.base import (
+    AnswerRequest,
+    GenerationStats,
+    ModelBackend,
+    TranscriptPiece,
+    Turn,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,79 +81,69 @@ class JobPipeline:
 
     def transcribe(self, job_id: str) -> None:
         """Stage 1: speech to text, streamed as `transcript.delta` events."""
+        self._guarded(job_id, self._transcribe)
+
+    def answer(self, job_id: str) -> None:
+        """Stage 2: answer the question (or the spoken question), streamed token by token."""
+        self._guarded(job_id, self._answer)
+
+    def _guarded(self, job_id: str, stage: Callable[[str], None]) -> None:
+        """Run a stage; whatever escapes it fails the job, so no job is left mid-stage."""
+        try:
+            stage(job_id)
+        except Exception as exc:
+            self._fail(job_id, exc)
+
+    def _transcribe(self, job_id: str) -> None:
         job = self._open(job_id, JobStatus.TRANSCRIBING, done=lambda j: j.transcript is not None)
         if job is None:
             return
         started = time.perf_counter()
-        try:
-            texts = []
-            for part in job.audio:
-                audio = self._load_audio(part.key)
-                pieces = self.backend.transcribe(audio, language=job.language)
-                texts.append(self._stream(job_id, EventName.TRANSCRIPT_DELTA, pieces).strip())
-            transcript = "\n".join(text for text in texts if text)
-            if not transcript and not job.question:
-                raise NoSpeech()
-        except Exception as exc:
-            self._fail(job_id, exc)
-            return
+        texts: list[str] = []
+        segments: list[TranscriptSegment] = []
+        offset = 0.0  # where the current part starts in the job's audio
+        for part in job.audio:
+            audio = self._load_audio(part.key)
+            pieces = self.backend.transcribe(
+                audio, language=job.language, prompt=job.transcription_prompt
+            )
+            timed = _collect_segments(pieces, segments, offset)
+            texts.append(self._stream(job_id, EventName.TRANSCRIPT_DELTA, timed).strip())
+            offset += len(audio) / SAMPLE_RATE
+        transcript = "\n".join(text for text in texts if text)
+        if not transcript and not job.question and job.task is JobTask.ANSWER:
+            raise NoSpeech()
         durations = StageDurations(transcribe_seconds=round(time.perf_counter() - started, 4))
-        self._jobs.update(job_id, transcript=transcript, durations=durations)
+        self._jobs.update(job_id, transcript=transcript, segments=segments, durations=durations)
         self._events.publish(job_id, EventName.TRANSCRIPT_COMPLETED, {"text": transcript})
         logger.info("job_id=%s transcribed in %.2f s", job_id, durations.transcribe_seconds)
+        if job.task is JobTask.TRANSCRIBE and self._jobs.transition(
+            job_id, JobStatus.SUCCEEDED, finished_at=utcnow()
+        ):
+            self._publish_end(job_id, JobStatus.SUCCEEDED)
 
-    def answer(self, job_id: str) -> None:
-        """Stage 2: answer the question (or the spoken question), streamed token by token."""
+    def _answer(self, job_id: str) -> None:
         job = self._open(job_id, JobStatus.ANSWERING, done=lambda j: j.answer is not None)
         if job is None:
             return
         started = time.perf_counter()
-        try:
-            question = job.question or job.transcript
-            if not question:
-                raise NoSpeech()
-            hears = self.backend.hears_audio
-            request = AnswerRequest(
-                question=question,
-                audios=[self._load_audio(part.key) for part in job.audio] if hears else [],
-                transcript=job.transcript,
-                history=[
-                    Turn(
-                        question=turn.question,
-                        answer=turn.answer,
-                        audio=(
-                            self._load_audio(upload_key(turn.upload_id))
-                            if hears and turn.upload_id
-                            else None
-                        ),
-                    )
-                    for turn in job.history
-                ],
-                max_new_tokens=job.max_new_tokens,
-                temperature=job.temperature,
-            )
-            stats: list[GenerationStats] = []
-            pieces = _split_stats(self.backend.answer(request), stats)
-            answer = self._stream(job_id, EventName.ANSWER_DELTA, pieces).strip()
-        except Exception as exc:
-            self._fail(job_id, exc)
-            return
-        finish_reason = stats[-1].finish_reason if stats else "stop"
-        durations = job.durations.model_copy(
-            update={"answer_seconds": round(time.perf_counter() - started, 4)}
-        )
+        stats: list[GenerationStats] = []
+        pieces = _split_stats(self.backend.answer(self._answer_request(job)), stats)
+        answer = self._stream(job_id, EventName.ANSWER_DELTA, pieces).strip()
+        final = stats[-1] if stats else None
+        finish_reason = final.finish_reason if final else "stop"
         usage = (
-            {
-                "prompt_tokens": stats[-1].prompt_tokens,
-                "completion_tokens": stats[-1].completion_tokens,
-            }
-            if stats
+            {"prompt_tokens": final.prompt_tokens, "completion_tokens": final.completion_tokens}
+            if final
             else {}
         )
         self._events.publish(
             job_id,
             EventName.ANSWER_COMPLETED,
             {"text": answer, "finish_reason": finish_reason, **usage},
+        )
+        durations = job.durations.model_copy(
+            update={"answer_seconds": round(time.perf_counter() - started, 4)}
         )
         if self._jobs.transition(
             job_id,
@@ -151,6 +155,31 @@ class JobPipeline:
         ):
             self._publish_end(job_id, JobStatus.SUCCEEDED)
         logger.info("job_id=%s answered in %.2f s", job_id, durations.answer_seconds)
+
+    def _answer_request(self, job: JobRead) -> AnswerRequest:
+        """What the model needs to answer: audio only if it can hear, history with its audio."""
+        question = job.question or job.transcript
+        if not question:
+            raise NoSpeech()
+        hears = self.backend.hears_audio
+        history = [
+            Turn(
+                question=turn.question,
+                answer=turn.answer,
+                audio=self._load_audio(upload_key(turn.upload_id))
+                if hears and turn.upload_id
+                else None,
+            )
+            for turn in job.history
+        ]
+        return AnswerRequest(
+            question=question,
+            audios=[self._load_audio(part.key) for part in job.audio] if hears else [],
+            transcript=job.transcript,
+            history=history,
+            max_new_tokens=job.max_new_tokens,
+            temperature=job.temperature,
+        )
 
     def _open(
         self, job_id: str, status: JobStatus, done: Callable[[JobRead], bool]
@@ -198,6 +227,22 @@ class JobPipeline:
     def _publish_end(self, job_id: str, status: JobStatus) -> None:
         self._events.publish(job_id, EventName.STATUS, {"status": status.value})
         self._events.publish(job_id, EventName.DONE, {"status": status.value})
+
+
+def _collect_segments(
+    pieces: Iterable[TranscriptPiece], segments: list[TranscriptSegment], offset: float
+) -> Iterator[str]:
+    """The text of transcript pieces; each piece goes into `segments`, its times shifted by
+    `offset` so they count from the start of the job's first audio part."""
+    for piece in pieces:
+        segments.append(
+            TranscriptSegment(
+                text=piece.text.strip(),
+                start=None if piece.start is None else round(piece.start + offset, 3),
+                end=None if piece.end is None else round(piece.end + offset, 3),
+            )
+        )
+        yield piece.text
 
 
 def _split_stats(

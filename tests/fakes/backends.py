@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from shared.config import Settings
 from worker.audio import Audio
-from worker.backends.base import AnswerRequest, GenerationStats
+from worker.backends.base import AnswerRequest, GenerationStats, TranscriptPiece
 
 
 class ScriptedBackend:
@@ -25,10 +25,12 @@ class ScriptedBackend:
     def load(cls, settings: Settings) -> ScriptedBackend:
         return cls()
 
-    def transcribe(self, audio: Audio, *, language: str | None) -> Iterator[str]:
+    def transcribe(
+        self, audio: Audio, *, language: str | None, prompt: str | None = None
+    ) -> Iterator[TranscriptPiece]:
         seconds = len(audio) / 16_000
-        yield "heard "
-        yield f"{seconds:.1f} seconds"
+        yield TranscriptPiece("heard ", start=0.0, end=seconds / 2)
+        yield TranscriptPiece(f"{seconds:.1f} seconds", start=seconds / 2, end=seconds)
 
     def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:
         command, _, count = request.question.partition(":")

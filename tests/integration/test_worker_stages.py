@@ -79,3 +79,25 @@ def test_history_that_is_not_json_is_a_422_naming_the_field(fake_stack: Stack) -
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "history"
+
+
+def test_transcribe_only_job_keeps_timed_segments(fake_stack: Stack, shared_audio: Path) -> None:
+    clips = [shared_audio / "1272-128104-0000.flac", shared_audio / "1089_134686_000007_000004.wav"]
+    with clips[0].open("rb") as first, clips[1].open("rb") as second:
+        response = fake_stack.http.post(
+            "/v1/jobs",
+            data={"task": "transcribe"},
+            files=[("audio", ("a.flac", first)), ("audio", ("b.wav", second))],
+        )
+    assert response.status_code == 202, response.text
+    events = fake_stack.events(response.json()["id"])
+    assert "answer.delta" not in [e.event for e in events]
+    final = fake_stack.job(response.json()["id"])
+    assert final["status"] == "succeeded" and final["answer"] is None
+    # The second clip's segments start where the first clip (5.855 s) ends.
+    assert [(s["start"], s["end"]) for s in final["segments"]] == [
+        (0.0, 2.928),
+        (2.928, 5.855),
+        (5.855, 10.355),
+        (10.355, 14.855),
+    ]

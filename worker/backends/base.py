@@ -30,6 +30,15 @@ class AnswerRequest:
 
 
 @dataclass(frozen=True)
+class TranscriptPiece:
+    """A piece of a transcript; times in seconds from the start of the audio, when known."""
+
+    text: str
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass(frozen=True)
 class GenerationStats:
     """Yielded once, last, by `answer`: what the generation cost and why it stopped."""
 
@@ -46,8 +55,10 @@ class ModelBackend(Protocol):
     # True if `answer` listens to `AnswerRequest.audios`; otherwise the stage does not fetch them.
     hears_audio: bool
 
-    def transcribe(self, audio: Audio, *, language: str | None) -> Iterator[str]:
-        """Text pieces of the transcript, as the model produces them."""
+    def transcribe(
+        self, audio: Audio, *, language: str | None, prompt: str | None = None
+    ) -> Iterator[TranscriptPiece]:
+        """Pieces of the transcript, as the model produces them (`prompt` guides spelling)."""
         ...
 
     def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from shared.config import Settings
-from worker.audio import Audio
-from worker.backends.base import AnswerRequest, GenerationStats
+from worker.audio import SAMPLE_RATE, Audio
+from worker.backends.base import AnswerRequest, GenerationStats, TranscriptPiece
 
 ECHO_TRANSCRIPT = "this is the echo backend's transcript"
 
@@ -23,8 +23,10 @@ class EchoBackend:
     def load(cls, settings: Settings) -> EchoBackend:
         return cls()
 
-    def transcribe(self, audio: Audio, *, language: str | None) -> Iterator[str]:
-        yield ECHO_TRANSCRIPT
+    def transcribe(
+        self, audio: Audio, *, language: str | None, prompt: str | None = None
+    ) -> Iterator[TranscriptPiece]:
+        yield TranscriptPiece(ECHO_TRANSCRIPT, start=0.0, end=len(audio) / SAMPLE_RATE)
 
     def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:
         words = ["You", " asked:", f" {request.question}"]

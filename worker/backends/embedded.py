@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.config import Settings
 from worker.audio import Audio
-from worker.backends.base import AnswerRequest, GenerationStats
+from worker.backends.base import AnswerRequest, GenerationStats, TranscriptPiece
 from worker.backends.streaming import stream_generate
 
 logger = logging.getLogger(__name__)
@@ -70,13 +70,19 @@ class EmbeddedBackend:
         logger.info("embedded models loaded in %.1f s", time.perf_counter() - started)
         return cls(whisper, tokenizer, llm)
 
-    def transcribe(self, audio: Audio, *, language: str | None) -> Iterator[str]:
+    def transcribe(
+        self, audio: Audio, *, language: str | None, prompt: str | None = None
+    ) -> Iterator[TranscriptPiece]:
         # tiny.en is English only; faster-whisper ignores `language` for it.
         segments, _info = self._whisper.transcribe(
-            audio, language=language, beam_size=1, condition_on_previous_text=False
+            audio,
+            language=language,
+            initial_prompt=prompt,
+            beam_size=1,
+            condition_on_previous_text=False,
         )
         for segment in segments:
-            yield segment.text
+            yield TranscriptPiece(segment.text, start=segment.start, end=segment.end)
 
     def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:
         messages: list[dict[str, str]] = []
