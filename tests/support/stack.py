@@ -67,7 +67,7 @@ class Stack:
         last_event_id: int | None = None,
         query: bool = False,
         limit: int | None = None,
-        timeout: float = 120,
+        timeout: float = 60,
     ) -> list[SseEvent]:
         """Follow a job's SSE stream until it closes (or `limit` events were read)."""
         headers: dict[str, str] = {}
@@ -95,7 +95,7 @@ class Stack:
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
-    def run(self, job: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+    def run(self, job: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
         """Follow a submitted job to its end and return its final record."""
         events = self.events(job["id"], timeout=timeout)
         assert events and events[-1].event == "done", events
