@@ -39,6 +39,11 @@ def worker_key(worker_name: str) -> str:
 WORKER_KEY_PATTERN = "audiochat:worker:*"
 
 
+def upload_record_key(upload_id: str) -> str:
+    """A recording uploaded on its own (`POST /v1/uploads`): who owns it, what it is."""
+    return f"audiochat:upload:{upload_id}"
+
+
 def job_sequence_key(job_id: str) -> str:
     """The counter that numbers a job's events."""
     return f"audiochat:job:{job_id}:seq"
