@@ -10,11 +10,14 @@ import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
 from api.hub import EventHub
+from api.idempotency import IdempotencyKeys
 from api.queue import JobQueue
 from shared.config import Settings
 from shared.events import EventPublisher
 from shared.jobs import JobRepository
+from shared.retention import ObjectExpiry
 from shared.storage import AudioStore
+from shared.uploads import UploadRepository
 from shared.workers import WorkerRegistry
 
 
@@ -31,6 +34,9 @@ class Services:
     queue: JobQueue
     hub: EventHub
     workers: WorkerRegistry
+    idempotency: IdempotencyKeys
+    expiry: ObjectExpiry
+    uploads: UploadRepository
 
 
 def get_services(request: Request) -> Services:
@@ -58,10 +64,7 @@ JobsDep = Annotated[JobRepository, Depends(get_jobs)]
 HubDep = Annotated[EventHub, Depends(get_hub)]
 
 
-def get_tenant(request: Request) -> str:
-    """The tenant the request acts for (API keys map to tenants; one tenant without keys)."""
-    tenant: str = getattr(request.state, "tenant", "default")
-    return tenant
+# Re-exported so routes find every dependency alias here.
+from api.auth import TenantDep  # noqa: E402
 
-
-TenantDep = Annotated[str, Depends(get_tenant)]
+__all__ = ["HubDep", "JobsDep", "Services", "ServicesDep", "SettingsDep", "TenantDep"]

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis
 import redis.asyncio as aioredis
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from api.auth import Authenticator, authenticate
 from api.deps import Services
 from api.hub import EventHub
+from api.idempotency import IdempotencyKeys
+from api.limits import BodySizeLimit
+from api.maintenance import maintain
+from api.metrics import GatewayMetrics, MetricsMiddleware
+from api.metrics import router as metrics_router
 from api.problems import install_problem_handlers
 from api.queue import JobQueue
-from api.routes import health, jobs
+from api.routes import chat, health, jobs, models, transcriptions, uploads, web
 from shared.config import Settings
 from shared.events import EventPublisher
 from shared.jobs import JobRepository
+from shared.retention import ObjectExpiry
 from shared.storage import open_store
+from shared.uploads import UploadRepository
 from shared.workers import WorkerRegistry
 
 logger = logging.getLogger(__name__)
@@ -56,6 +67,9 @@ def _open_services(settings: Settings) -> Services:
         queue=JobQueue(settings),
         hub=EventHub(async_client),
         workers=WorkerRegistry(sync_client),
+        idempotency=IdempotencyKeys(sync_client, settings.job_retention_seconds),
+        expiry=ObjectExpiry(sync_client, settings.job_retention_seconds),
+        uploads=UploadRepository(sync_client, settings.job_retention_seconds),
     )
 
 
@@ -65,12 +79,20 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = _open_services(settings)
+        metrics.bind(services.redis, services.hub, services.workers)
+        services.hub.on_event = metrics.observe_event
         await services.hub.start()
         app.state.services = services
+        housekeeping = asyncio.create_task(
+            maintain(services, settings.maintenance_interval_seconds), name="maintenance"
+        )
         logger.info("gateway ready (model %s, store %s)", settings.model, settings.storage_url)
         try:
             yield
         finally:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
             await services.hub.stop()
             services.queue.close()
             await services.aioredis.aclose()
@@ -81,8 +103,30 @@ def create_app(settings: Settings) -> FastAPI:
         version="1.0",
         summary="Ask questions by voice: transcripts and answers streamed as they are made.",
         lifespan=lifespan,
+        # Every route is authenticated (when API keys are set) unless listed as public.
+        dependencies=[Depends(authenticate)],
     )
+    app.state.authenticator = Authenticator(settings)
+    metrics = GatewayMetrics()
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    if settings.cors_origins:
+        wildcard = "*" in settings.cors_origins
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            # Credentials are never combined with "any origin".
+            allow_credentials=not wildcard,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+        )
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics_router)
     app.include_router(jobs.router)
+    # OpenAI-compatible paths and uploads: errors in OpenAI's body (api/openai_errors.py).
+    for openai_router in (chat.router, transcriptions.router, models.router, uploads.router):
+        app.include_router(openai_router)
+    web.install(app)
     return app

@@ -70,7 +70,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        headers = {"Retry-After": "5"} if exc.status == 503 else None
+        retry_after = exc.retry_after or (5 if exc.status in (429, 503) else None)
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        if exc.status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
         errors = [{"field": exc.field, "message": exc.message}] if exc.field else None
         return problem_response(
             exc.status,

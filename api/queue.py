@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import redis
 from celery import Celery, chain
 
 from shared.config import Settings
@@ -23,10 +27,11 @@ class JobQueue:
             task_ignore_result=True,
         )
 
-    def enqueue(self, job: JobRead) -> None:
-        """Send the job's stages: transcribe if there is audio, answer unless transcribing only."""
+    def enqueue(self, job: JobRead, from_stage: str = "transcribe") -> None:
+        """Send the job's stages: transcribe if there is audio, answer unless transcribing only.
+        `from_stage="answer"` sends the answer stage alone (a requeue after a worker died)."""
         queue = queue_for_model(job.model)
-        names = ([TRANSCRIBE_TASK] if job.has_audio else []) + (
+        names = ([TRANSCRIBE_TASK] if job.has_audio and from_stage == "transcribe" else []) + (
             [ANSWER_TASK] if job.task is JobTask.ANSWER else []
         )
         stages = [
@@ -37,6 +42,24 @@ class JobQueue:
             chain(*stages).apply_async(retry=False)
         else:
             stages[0].apply_async(retry=False)
+
+    def remove_queued(self, client: redis.Redis, job: JobRead) -> int:
+        """Take the job's waiting tasks off its model's queue; returns how many were removed.
+
+        A task already delivered to a worker is not in the list any more; the worker skips it
+        when it sees the job has ended.
+        """
+        queue = queue_for_model(job.model)
+        removed = 0
+        waiting: Any = client.lrange(queue, 0, -1)
+        for raw in waiting:
+            try:
+                headers = json.loads(raw).get("headers", {})
+            except ValueError:
+                continue
+            if job.id in str(headers.get("argsrepr", "")):
+                removed += int(client.lrem(queue, 1, raw))
+        return removed
 
     def close(self) -> None:
         self._celery.close()

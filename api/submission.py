@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from api.deps import Services
+from api.idempotency import Claim, fingerprint
+from api.limits import check_capacity
 from shared.errors import (
     AudioTooLong,
+    Conflict,
+    IdempotencyKeyReused,
     InvalidAudio,
     InvalidRequest,
     MissingInput,
@@ -24,7 +28,7 @@ from shared.errors import (
     UnknownModel,
     UploadTooLarge,
 )
-from shared.jobs import new_job_id, utcnow
+from shared.jobs import DEFAULT_TENANT, new_job_id, utcnow
 from shared.media import probe_audio
 from shared.schemas import AudioPart, EventName, JobCreate, JobRead, JobStatus, JobTask
 from shared.storage import audio_key, escape_filename
@@ -59,7 +63,8 @@ def _probe(services: Services, audio: Sequence[IncomingAudio]) -> list[float]:
         if size == 0:
             raise InvalidAudio("the audio file is empty", field="audio")
         remaining = settings.max_audio_seconds - sum(seconds)
-        seconds.append(round(probe_audio(part.stream, remaining).duration_seconds, 3))
+        info = probe_audio(part.stream, remaining, settings.probe_time_limit_seconds)
+        seconds.append(round(info.duration_seconds, 3))
         part.stream.seek(0)
     if sum(seconds) > settings.max_audio_seconds:
         raise AudioTooLong(f"the audio is longer than {settings.max_audio_seconds:g} s")
@@ -67,9 +72,42 @@ def _probe(services: Services, audio: Sequence[IncomingAudio]) -> list[float]:
 
 
 def submit_job(
-    services: Services, options: JobCreate, audio: Sequence[IncomingAudio] = ()
+    services: Services,
+    options: JobCreate,
+    audio: Sequence[IncomingAudio] = (),
+    *,
+    tenant: str = DEFAULT_TENANT,
+    idempotency_key: str | None = None,
 ) -> JobRead:
-    """Create and enqueue a job; raise a ServiceError if the input is bad or a backend is down."""
+    """Create and enqueue a job for `tenant`; raise a ServiceError if the input is bad, a
+    limit is reached or a backend is down. With an `idempotency_key` seen before for the same
+    request, return that request's job instead."""
+    job_id = new_job_id()
+    if idempotency_key is None:
+        return _create(services, options, audio, tenant, job_id)
+    claim = Claim(job_id, fingerprint(options, [part.stream for part in audio]))
+    earlier = services.idempotency.claim(tenant, idempotency_key, claim)
+    if earlier is not None:
+        if earlier.fingerprint != claim.fingerprint:
+            raise IdempotencyKeyReused(field="Idempotency-Key")
+        job = services.jobs.get(earlier.job_id, tenant)
+        if job is None:
+            raise Conflict("a request with this Idempotency-Key is still being processed")
+        return job
+    try:
+        return _create(services, options, audio, tenant, job_id)
+    except BaseException:
+        services.idempotency.release(tenant, idempotency_key)
+        raise
+
+
+def _create(
+    services: Services,
+    options: JobCreate,
+    audio: Sequence[IncomingAudio],
+    tenant: str,
+    job_id: str,
+) -> JobRead:
     settings = services.settings
     model = options.model or settings.model
     if model not in KNOWN_MODELS:
@@ -79,11 +117,10 @@ def submit_job(
     if not services.workers.live_workers(model):
         # Refused rather than queued: with no worker alive it would wait forever.
         raise ModelUnavailable(f"no live worker serves model {model!r}", field="model")
-    if options.upload_ids:
-        raise InvalidRequest("upload_ids are not accepted by this server", field="upload_ids")
-    if not audio and not options.question:
-        raise MissingInput("send an `audio` file, a `question`, or both")
-    if options.task is JobTask.TRANSCRIBE and not audio:
+    uploaded = _resolve_uploads(services, options, tenant)
+    if not audio and not uploaded and not options.question:
+        raise MissingInput("send an `audio` file, `upload_ids`, a `question`, or some of them")
+    if options.task is JobTask.TRANSCRIBE and not audio and not uploaded:
         raise MissingInput("a transcription needs audio", field="audio")
     max_new_tokens = options.max_new_tokens or settings.default_max_new_tokens
     if max_new_tokens > settings.max_new_tokens_limit:
@@ -92,12 +129,21 @@ def submit_job(
             field="max_new_tokens",
         )
 
+    check_capacity(
+        services.redis,
+        services.jobs,
+        tenant,
+        model,
+        settings.max_active_jobs_per_tenant,
+        settings.max_queue_depth,
+    )
     seconds = _probe(services, audio)
-    job_id = new_job_id()
     parts = [
         AudioPart(key=audio_key(job_id, i), filename=escape_filename(part.filename), seconds=s)
         for i, (part, s) in enumerate(zip(audio, seconds, strict=True))
     ]
+    if sum(part.seconds for part in parts + uploaded) > settings.max_audio_seconds:
+        raise AudioTooLong(f"the audio is longer than {settings.max_audio_seconds:g} s")
     job = JobRead(
         id=job_id,
         status=JobStatus.QUEUED,
@@ -108,8 +154,8 @@ def submit_job(
         language=options.language,
         max_new_tokens=max_new_tokens,
         temperature=options.temperature or 0.0,
-        has_audio=bool(parts),
-        audio=parts,
+        has_audio=bool(parts or uploaded),
+        audio=parts + uploaded,
         history=options.history,
         created_at=utcnow(),
     )
@@ -120,7 +166,8 @@ def submit_job(
                 part.key, incoming.stream, {"original-filename": part.filename or ""}
             )
             stored.append(part.key)
-        services.jobs.create(job)
+        services.expiry.track(*stored)
+        services.jobs.create(job, tenant)
         services.events.publish(job.id, EventName.STATUS, {"status": job.status.value})
         services.queue.enqueue(job)
     except Exception as exc:
@@ -128,8 +175,20 @@ def submit_job(
         if isinstance(exc, ServiceError):
             raise
         raise ServiceUnavailable(f"the job could not be queued: {exc}") from exc
-    logger.info("job_id=%s submitted (model %s, %d audio parts)", job.id, model, len(parts))
+    logger.info(
+        "job submitted (model %s, %d audio parts)", model, len(parts), extra={"job_id": job.id}
+    )
     return job
+
+
+def _resolve_uploads(services: Services, options: JobCreate, tenant: str) -> list[AudioPart]:
+    """The job's audio parts from earlier uploads, used in place; each upload the job or its
+    history names must exist and be the tenant's (UploadNotFound otherwise)."""
+    records = [services.uploads.require(i, tenant, "upload_ids") for i in options.upload_ids]
+    for turn in options.history:
+        if turn.upload_id is not None:
+            services.uploads.require(turn.upload_id, tenant, "history")
+    return [AudioPart(key=r.key, filename=r.filename, seconds=r.seconds) for r in records]
 
 
 def _undo(services: Services, job: JobRead, stored_keys: list[str]) -> None:
@@ -137,9 +196,13 @@ def _undo(services: Services, job: JobRead, stored_keys: list[str]) -> None:
     try:
         services.jobs.delete(job.id)
     except Exception:
-        logger.exception("job_id=%s: removing the record after a failed submit failed", job.id)
+        logger.exception(
+            "removing the record after a failed submit failed", extra={"job_id": job.id}
+        )
     for key in stored_keys:
         try:
             services.store.delete(key)
         except Exception:
-            logger.exception("job_id=%s: removing %s after a failed submit failed", job.id, key)
+            logger.exception(
+                "removing %s after a failed submit failed", key, extra={"job_id": job.id}
+            )

@@ -6,7 +6,9 @@ and tests build one from plain keyword arguments.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,7 +39,14 @@ class Settings(BaseSettings):
     # The model a job gets when it names none, and the model a worker serves.
     model: str = "embedded"
     model_path: str | None = None
+    # `cuda`, `cuda:N`, `cpu`, or `auto` (spread over GPU and CPU memory); unset: `cuda` when a
+    # GPU is visible, else `cpu`.
     device: str | None = None
+    # Load the model's weights in 8 or 4 bits (bitsandbytes, GPU only) to fit a smaller card.
+    quantization: Literal["none", "8bit", "4bit"] = "none"
+    # Long audio is transcribed in windows of at most this many seconds; never more than the
+    # model's own input length (30 s for the Qwen-Audio models), which is the default.
+    max_window_seconds: float | None = Field(default=None, gt=0)
     # Import path `package.module:Class` of a backend outside audiochat (plugins, test fakes).
     backend_class: str | None = None
     # Where converted model files are cached (the embedded LLM is converted from GGUF once).
@@ -57,6 +66,61 @@ class Settings(BaseSettings):
     # Must exceed the longest job: an unacknowledged task is redelivered after it.
     broker_visibility_timeout: int = Field(default=3600, ge=60)
 
+    # Per-stage time limits, in seconds. At the soft limit the stage stops between pieces and
+    # the job fails with `timeout`; at the hard limit a stage that no longer yields is failed
+    # and its worker process exits (its supervisor restarts it). Both must stay below the
+    # broker's visibility timeout, or a slow stage would be delivered twice.
+    transcribe_soft_time_limit: float = Field(default=600.0, gt=0)
+    transcribe_time_limit: float = Field(default=660.0, gt=0)
+    answer_soft_time_limit: float = Field(default=600.0, gt=0)
+    answer_time_limit: float = Field(default=660.0, gt=0)
+    # How often a stage may start before its job fails with `worker-lost`.
+    max_stage_attempts: int = Field(default=3, ge=1)
+    # A worker whose heartbeat is older than this is dead; its jobs are requeued.
+    worker_heartbeat_ttl_seconds: int = Field(default=15, ge=3)
+    # How often the gateway reaps jobs of dead workers and deletes expired audio.
+    maintenance_interval_seconds: float = Field(default=5.0, gt=0)
+    # Fetching audio from the store: attempts, and the first back-off delay (doubling).
+    storage_attempts: int = Field(default=4, ge=1)
+    storage_backoff_seconds: float = Field(default=0.5, ge=0)
+    # Decoding an upload to check it may take at most this long.
+    probe_time_limit_seconds: float = Field(default=10.0, gt=0)
+
+    # API keys: the SHA-256 (hex) of each key, mapped to the tenant it belongs to. With none,
+    # the gateway serves one tenant and refuses to listen beyond loopback.
+    api_keys: dict[str, str] = Field(default_factory=dict)
+    # Signs the short-lived, job-scoped tokens that let a browser open a job's events.
+    token_secret: SecretStr | None = None
+    events_token_ttl_seconds: int = Field(default=3600, ge=60)
+    # Browser origins allowed to call the API (CORS); never "*" together with credentials.
+    cors_origins: list[str] = Field(default_factory=list)
+    # Per API key: requests per minute (0 = no limit) and jobs not yet ended (0 = no cap).
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    max_active_jobs_per_tenant: int = Field(default=64, ge=0)
+    # Jobs waiting in one model's queue beyond which new jobs are refused with 503.
+    max_queue_depth: int = Field(default=5000, ge=1)
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_level: str = "INFO"
+    # One JSON object per log line (for log collectors) instead of plain text.
+    log_json: bool = False
+    # A worker serves Prometheus metrics on this port (0: none). Each worker process on a host
+    # needs its own port; in a container, set the host to 0.0.0.0 so it can be scraped.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+
+    @model_validator(mode="after")
+    def _limits_below_visibility_timeout(self) -> Settings:
+        for name in ("transcribe_time_limit", "answer_time_limit"):
+            if getattr(self, name) >= self.broker_visibility_timeout:
+                raise ValueError(f"{name} must be below broker_visibility_timeout")
+        if self.transcribe_soft_time_limit > self.transcribe_time_limit:
+            raise ValueError("transcribe_soft_time_limit must not exceed transcribe_time_limit")
+        if self.answer_soft_time_limit > self.answer_time_limit:
+            raise ValueError("answer_soft_time_limit must not exceed answer_time_limit")
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys)

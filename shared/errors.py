@@ -5,15 +5,26 @@
     │   ├── MissingInput             422 missing-input
     │   ├── UnknownModel             422 unknown-model
     │   ├── InvalidAudio             422 invalid-audio
+    │   │   └── TruncatedAudio       422 truncated-audio
     │   ├── AudioTooLong             422 audio-too-long
     │   └── NoSpeech                 422 no-speech
+    ├── Unauthorized (api/auth.py)   401 unauthorized
+    ├── TooManyRequests              429 rate-limited
+    │   └── TooManyActiveJobs        429 too-many-active-jobs
+    ├── Conflict                     409 conflict
+    │   ├── IdempotencyKeyReused     409 idempotency-key-reused
+    │   └── JobFinished              409 job-finished
     ├── UnsupportedMediaType         415 unsupported-media-type
     ├── UploadTooLarge               413 upload-too-large
     ├── JobNotFound                  404 job-not-found
     ├── ServiceUnavailable           503 service-unavailable
     │   ├── StorageUnavailable       503 storage-unavailable
+    │   ├── QueueFull                503 queue-full
     │   └── ModelUnavailable         503 model-unavailable
-    └── ModelError                   500 model-error
+    ├── ModelError                   500 model-error
+    ├── StageTimeout                 504 timeout
+    ├── WorkerLost                   500 worker-lost
+    └── JobCanceled                  409 canceled
 
 A failed job carries the same `{code, message}` in its record and in its SSE `error` event.
 """
@@ -30,10 +41,18 @@ class ServiceError(Exception):
     code: ClassVar[str] = "internal-error"
     title: ClassVar[str] = "Internal error"
 
-    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         self.message = message or self.title
         # The request field at fault, named in the problem's `errors` list.
         self.field = field
+        # Seconds after which trying again may succeed (the `Retry-After` header).
+        self.retry_after = retry_after
         super().__init__(self.message)
 
 
@@ -56,6 +75,11 @@ class UnknownModel(InvalidRequest):
 class InvalidAudio(InvalidRequest):
     code = "invalid-audio"
     title = "The audio could not be decoded"
+
+
+class TruncatedAudio(InvalidAudio):
+    code = "truncated-audio"
+    title = "The audio ends before its header says it does"
 
 
 class AudioTooLong(InvalidRequest):
@@ -81,6 +105,33 @@ class JobNotFound(ServiceError):
     title = "No such job"
 
 
+class TooManyRequests(ServiceError):
+    status = 429
+    code = "rate-limited"
+    title = "Too many requests"
+
+
+class TooManyActiveJobs(TooManyRequests):
+    code = "too-many-active-jobs"
+    title = "Too many jobs of this API key have not ended yet"
+
+
+class Conflict(ServiceError):
+    status = 409
+    code = "conflict"
+    title = "The request conflicts with the current state"
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency-key-reused"
+    title = "This Idempotency-Key was used for a different request"
+
+
+class JobFinished(Conflict):
+    code = "job-finished"
+    title = "The job has already ended"
+
+
 class ServiceUnavailable(ServiceError):
     status = 503
     code = "service-unavailable"
@@ -92,6 +143,11 @@ class StorageUnavailable(ServiceUnavailable):
     title = "The audio store is unavailable"
 
 
+class QueueFull(ServiceUnavailable):
+    code = "queue-full"
+    title = "Too many jobs are waiting for this model"
+
+
 class ModelUnavailable(ServiceUnavailable):
     code = "model-unavailable"
     title = "No worker serves this model now"
@@ -100,6 +156,23 @@ class ModelUnavailable(ServiceUnavailable):
 class ModelError(ServiceError):
     code = "model-error"
     title = "The model failed"
+
+
+class StageTimeout(ServiceError):
+    status = 504
+    code = "timeout"
+    title = "A stage of the job ran over its time limit"
+
+
+class WorkerLost(ServiceError):
+    code = "worker-lost"
+    title = "The worker running the job died too many times"
+
+
+class JobCanceled(ServiceError):
+    status = 409
+    code = "canceled"
+    title = "The job was canceled"
 
 
 class NoSpeech(InvalidRequest):

@@ -38,6 +38,32 @@ def worker_key(worker_name: str) -> str:
 
 WORKER_KEY_PATTERN = "audiochat:worker:*"
 
+# Jobs whose stage is running now: job id -> {worker, stage, started}; the reaper's worklist.
+RUNNING_JOBS_KEY = "audiochat:running"
+# Stored objects and when they expire: key -> unix time. Swept when jobs and uploads expire.
+OBJECT_EXPIRY_KEY = "audiochat:objects"
+REAPER_LOCK_KEY = "audiochat:reaper:lock"
+
+
+def tenant_jobs_key(tenant: str) -> str:
+    """A tenant's jobs by creation time (for listing)."""
+    return f"audiochat:tenant:{tenant}:jobs"
+
+
+def tenant_active_key(tenant: str) -> str:
+    """The set of a tenant's jobs that have not ended (for the per-key cap)."""
+    return f"audiochat:tenant:{tenant}:active"
+
+
+def rate_window_key(tenant: str, window: int) -> str:
+    """Requests a tenant made in one rate-limit window."""
+    return f"audiochat:tenant:{tenant}:rate:{window}"
+
+
+def idempotency_key(tenant: str, key_hash: str) -> str:
+    """What an `Idempotency-Key` was first used for."""
+    return f"audiochat:tenant:{tenant}:idem:{key_hash}"
+
 
 def upload_record_key(upload_id: str) -> str:
     """A recording uploaded on its own (`POST /v1/uploads`): who owns it, what it is."""

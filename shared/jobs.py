@@ -16,23 +16,42 @@ from typing import Any
 import redis
 from pydantic_core import to_jsonable_python
 
-from shared.events import JOB_INDEX_KEY, job_events_key, job_key, job_sequence_key
+from shared.events import (
+    JOB_INDEX_KEY,
+    job_events_key,
+    job_key,
+    job_sequence_key,
+    tenant_active_key,
+    tenant_jobs_key,
+)
 from shared.schemas import TERMINAL_STATUSES, JobRead, JobStatus
 
 # Sets fields only while the job exists and has not ended, so a late stage or a redelivered
-# task can never resurrect an expired job or overwrite a final state. Returns 1 if applied.
+# task can never resurrect an expired job or overwrite a final state. A job that ends leaves
+# its tenant's set of active jobs in the same step. Returns 1 if applied.
+# ARGV: the job id, the JSON-encoded terminal statuses, '--', then field/value pairs.
 _UPDATE_SCRIPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
-for i = 1, #ARGV do
+local i = 2
+while ARGV[i] ~= '--' do
   if status == ARGV[i] then return 0 end
-  if ARGV[i] == '--' then
-    for j = i + 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[j], ARGV[j + 1]) end
-    return 1
+  i = i + 1
+end
+local terminal = {}
+for k = 2, i - 1 do terminal[ARGV[k]] = true end
+for j = i + 1, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[j], ARGV[j + 1])
+  if ARGV[j] == 'status' and terminal[ARGV[j + 1]] then
+    local active = redis.call('HGET', KEYS[1], 'active_set')
+    if active then redis.call('SREM', cjson.decode(active), ARGV[1]) end
   end
 end
-return 0
+return 1
 """
+
+
+DEFAULT_TENANT = "default"
 
 
 def new_job_id() -> str:
@@ -52,25 +71,53 @@ class JobRepository:
         self._retention = retention_seconds
         self._update = client.register_script(_UPDATE_SCRIPT)
 
-    def create(self, job: JobRead) -> None:
-        """Store a new job's record and add it to the index."""
-        fields: dict[Any, Any] = _encode(job.model_dump(mode="json", exclude_none=True))
+    def create(self, job: JobRead, tenant: str = DEFAULT_TENANT) -> None:
+        """Store a new job's record for `tenant`, index it, and count it as active."""
+        fields: dict[Any, Any] = _encode(
+            {
+                **job.model_dump(mode="json", exclude_none=True),
+                "tenant": tenant,
+                "active_set": tenant_active_key(tenant),
+            }
+        )
+        created = job.created_at.timestamp()
         with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(job_key(job.id), mapping=fields)
             pipe.expire(job_key(job.id), self._retention)
-            pipe.zadd(JOB_INDEX_KEY, {job.id: job.created_at.timestamp()})
+            pipe.zadd(JOB_INDEX_KEY, {job.id: created})
+            pipe.zadd(tenant_jobs_key(tenant), {job.id: created})
+            pipe.expire(tenant_jobs_key(tenant), self._retention)
+            pipe.sadd(tenant_active_key(tenant), job.id)
+            pipe.expire(tenant_active_key(tenant), self._retention)
             pipe.execute()
 
-    def get(self, job_id: str) -> JobRead | None:
-        """A job's record, or None when there is no such job (or it expired)."""
+    def get(self, job_id: str, tenant: str | None = None) -> JobRead | None:
+        """A job's record; None when there is no such job, it expired, or (when `tenant` is
+        given) it belongs to another tenant: a job of someone else does not exist for you."""
         raw = self._redis.hgetall(job_key(job_id))
         if not raw:
             return None
-        return JobRead.model_validate(_decode(raw))
+        fields = _decode(raw)
+        if tenant is not None and fields.get("tenant", DEFAULT_TENANT) != tenant:
+            return None
+        return JobRead.model_validate(fields)
+
+    def status(self, job_id: str) -> JobStatus | None:
+        """Just the status of a job (one small read; stages poll it to notice a cancel)."""
+        raw = self._redis.hget(job_key(job_id), "status")
+        return JobStatus(json.loads(raw)) if raw else None
+
+    def tenant_of(self, job_id: str) -> str | None:
+        raw = self._redis.hget(job_key(job_id), "tenant")
+        return json.loads(raw) if raw else None
+
+    def active_count(self, tenant: str) -> int:
+        """How many of the tenant's jobs have not ended."""
+        return int(self._redis.scard(tenant_active_key(tenant)))
 
     def update(self, job_id: str, **fields: Any) -> bool:
         """Set fields of a job that has not ended; False if it ended or does not exist."""
-        args: list[str] = [json.dumps(s.value) for s in TERMINAL_STATUSES]
+        args: list[str] = [job_id, *(json.dumps(s.value) for s in TERMINAL_STATUSES)]
         args.append("--")
         for name, value in _encode(_jsonable(fields)).items():
             args += [name, value]
@@ -81,22 +128,37 @@ class JobRepository:
         return self.update(job_id, status=status.value, **fields)
 
     def delete(self, job_id: str) -> None:
-        """Remove a job's record, event log and index entry (its audio is the store's)."""
+        """Remove a job's record, event log and index entries (its audio is the store's)."""
+        tenant = self.tenant_of(job_id) or DEFAULT_TENANT
         with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(job_key(job_id), job_events_key(job_id), job_sequence_key(job_id))
             pipe.zrem(JOB_INDEX_KEY, job_id)
+            pipe.zrem(tenant_jobs_key(tenant), job_id)
+            pipe.srem(tenant_active_key(tenant), job_id)
             pipe.execute()
 
-    def list_recent(self, limit: int = 20) -> list[JobRead]:
-        """The newest jobs first; index entries of expired jobs are dropped on the way."""
-        self._redis.zremrangebyscore(JOB_INDEX_KEY, "-inf", time.time() - self._retention)
-        ids: Any = self._redis.zrevrange(JOB_INDEX_KEY, 0, limit - 1)
+    def list_recent(self, tenant: str = DEFAULT_TENANT, limit: int = 20) -> list[JobRead]:
+        """The tenant's newest jobs first; entries of expired jobs are dropped on the way."""
+        index = tenant_jobs_key(tenant)
+        self._redis.zremrangebyscore(index, "-inf", time.time() - self._retention)
+        ids: Any = self._redis.zrevrange(index, 0, limit - 1)
         jobs = []
         for raw_id in ids:
-            job = self.get(raw_id.decode() if isinstance(raw_id, bytes) else raw_id)
+            job = self.get(raw_id.decode() if isinstance(raw_id, bytes) else raw_id, tenant)
             if job is not None:
                 jobs.append(job)
         return jobs
+
+    def expired_ids(self, limit: int = 500) -> list[str]:
+        """Ids of jobs past their retention that are still in the global index."""
+        cutoff = time.time() - self._retention
+        ids: Any = self._redis.zrangebyscore(JOB_INDEX_KEY, "-inf", cutoff, start=0, num=limit)
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+    def forget(self, job_ids: list[str]) -> None:
+        """Drop expired jobs from the global index (their records expired by themselves)."""
+        if job_ids:
+            self._redis.zrem(JOB_INDEX_KEY, *job_ids)
 
 
 def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:

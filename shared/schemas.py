@@ -95,6 +95,13 @@ class StageDurations(BaseModel):
     answer_seconds: float | None = None
 
 
+class JobLinks(BaseModel):
+    self: str
+    # Opens the job's event stream; with API keys on it carries a short-lived job token, so a
+    # browser's EventSource (which cannot send headers) can follow the job.
+    events: str
+
+
 class JobRead(BaseModel):
     """A job as `GET /v1/jobs/{id}` returns it."""
 
@@ -121,6 +128,9 @@ class JobRead(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     durations: StageDurations = Field(default_factory=StageDurations)
+    transcribe_attempts: int = 0
+    answer_attempts: int = 0
+    links: JobLinks | None = None
 
 
 class JobEvent(BaseModel):

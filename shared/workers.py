@@ -21,6 +21,8 @@ class WorkerInfo(BaseModel):
     started_at: datetime
     jobs_done: int = 0
     memory_bytes: int | None = None
+    # The job whose stage this worker is running at the time of the beat.
+    current_job: str | None = None
 
 
 class WorkerRegistry:

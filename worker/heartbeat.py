@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from shared.workers import WorkerInfo, WorkerRegistry
 
@@ -11,9 +12,16 @@ logger = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    def __init__(self, registry: WorkerRegistry, info: WorkerInfo, interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        registry: WorkerRegistry,
+        info: WorkerInfo,
+        interval: float = 5.0,
+        current_job: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self._registry = registry
         self.info = info
+        self._current_job = current_job
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
@@ -32,7 +40,7 @@ class Heartbeat:
 
     def _beat(self) -> None:
         try:
-            self._registry.beat(self.info)
+            self._registry.beat(self.info.model_copy(update={"current_job": self._current_job()}))
         except Exception as exc:
             # Redis may be restarting; the next beat will try again.
             logger.warning("heartbeat failed: %s", exc)

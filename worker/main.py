@@ -5,32 +5,47 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 
 import redis
 
 from shared.config import Settings
-from shared.events import EventPublisher
 from shared.jobs import JobRepository, utcnow
+from shared.running import RunningJobs
 from shared.storage import open_store
 from shared.tasks import queue_for_model
 from shared.workers import WorkerInfo, WorkerRegistry
 from worker.app import create_celery_app
 from worker.backends import load_backend
+from worker.gpu import memory_in_use
 from worker.heartbeat import Heartbeat
+from worker.metrics import MeteredEvents, WorkerMetrics
 from worker.pipeline import JobPipeline
 from worker.tasks import register_tasks
+from worker.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
 
 
-def build_pipeline(settings: Settings, client: redis.Redis) -> JobPipeline:
+def build_pipeline(
+    settings: Settings,
+    client: redis.Redis,
+    worker_name: str,
+    metrics: WorkerMetrics | None = None,
+) -> JobPipeline:
     """Connect to the store and load this worker's model."""
+    metrics = metrics or WorkerMetrics(settings.model)
+    started = time.perf_counter()
+    backend = load_backend(settings)
+    metrics.model_loaded(time.perf_counter() - started)
     return JobPipeline(
-        backend=load_backend(settings),
+        backend=backend,
         jobs=JobRepository(client, settings.job_retention_seconds),
-        events=EventPublisher(client, settings.job_retention_seconds),
+        events=MeteredEvents(client, settings.job_retention_seconds, metrics),
         store=open_store(settings),
         settings=settings,
+        running=RunningJobs(client),
+        worker_name=worker_name,
     )
 
 
@@ -39,25 +54,37 @@ def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     client = redis.Redis.from_url(
         settings.redis_url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
     )
-    pipeline = build_pipeline(settings, client)
+    metrics = WorkerMetrics(settings.model)
+    if settings.worker_metrics_port:
+        # Served before the model loads, so a scrape shows the worker is up while it loads.
+        metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
+    name = f"{settings.model}-{os.getpid()}@{socket.gethostname()}"
+    pipeline = build_pipeline(settings, client, name, metrics)
     app = create_celery_app(settings)
     register_tasks(app, pipeline)
     queue = queue_for_model(settings.model)
-    name = f"{settings.model}-{os.getpid()}@{socket.gethostname()}"
+    ttl = settings.worker_heartbeat_ttl_seconds
+    device = getattr(pipeline.backend, "device", "cpu")
     heartbeat = Heartbeat(
-        WorkerRegistry(client),
+        WorkerRegistry(client, ttl_seconds=ttl),
         WorkerInfo(
             name=name,
             model=settings.model,
             queue=queue,
-            device=getattr(pipeline.backend, "device", "cpu"),
+            device=device,
+            # Measured once the model is loaded: what the model itself holds.
+            memory_bytes=memory_in_use(device),
             pid=os.getpid(),
             hostname=socket.gethostname(),
             started_at=utcnow(),
         ),
+        interval=ttl / 3,
+        current_job=lambda: pipeline.current.job_id if pipeline.current else None,
     )
     # The heartbeat starts once the model is loaded: a live worker is one that can take jobs.
     heartbeat.start()
+    watchdog = Watchdog(pipeline)
+    watchdog.start()
     logger.info("worker %s consuming %s", name, queue)
     try:
         app.worker_main(
@@ -72,4 +99,5 @@ def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
             ]
         )
     finally:
+        watchdog.stop()
         heartbeat.stop()

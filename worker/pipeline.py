@@ -11,15 +11,25 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from shared.config import Settings
-from shared.errors import ModelError, NoSpeech, ServiceError
+from shared.errors import (
+    JobCanceled,
+    ModelError,
+    NoSpeech,
+    ServiceError,
+    StageTimeout,
+    StorageUnavailable,
+    WorkerLost,
+)
 from shared.events import EventPublisher
 from shared.jobs import JobRepository, utcnow
+from shared.outcomes import end_job, fail_job
+from shared.running import HELD_ELSEWHERE, RunningJobs
 from shared.schemas import (
     EventName,
-    JobError,
     JobRead,
     JobStatus,
     JobTask,
@@ -35,8 +45,13 @@ from worker.backends.base import (
     TranscriptPiece,
     Turn,
 )
+from worker.gpu import free_cached_memory
+from worker.windows import Window, split_windows
 
 logger = logging.getLogger(__name__)
+
+# How often a streaming stage looks at the job's status to notice a cancel.
+_CANCEL_CHECK_SECONDS = 0.2
 
 
 class DeltaCoalescer:
@@ -62,6 +77,16 @@ class DeltaCoalescer:
             self._last_flush = time.monotonic()
 
 
+@dataclass(frozen=True)
+class RunningStage:
+    """The stage this worker is running now (read by the watchdog thread)."""
+
+    job_id: str
+    stage: str
+    started: float  # time.monotonic()
+    hard_limit: float
+
+
 class JobPipeline:
     """Runs job stages on one loaded model."""
 
@@ -72,58 +97,97 @@ class JobPipeline:
         events: EventPublisher,
         store: AudioStore,
         settings: Settings,
+        running: RunningJobs,
+        worker_name: str,
     ) -> None:
         self.backend = backend
         self._jobs = jobs
         self._events = events
         self._store = store
         self._settings = settings
+        self._running = running
+        self.worker_name = worker_name
+        self.current: RunningStage | None = None
 
     def transcribe(self, job_id: str) -> None:
         """Stage 1: speech to text, streamed as `transcript.delta` events."""
-        self._guarded(job_id, self._transcribe)
+        self._guarded(job_id, "transcribe", self._transcribe)
 
     def answer(self, job_id: str) -> None:
         """Stage 2: answer the question (or the spoken question), streamed token by token."""
-        self._guarded(job_id, self._answer)
+        self._guarded(job_id, "answer", self._answer)
 
-    def _guarded(self, job_id: str, stage: Callable[[str], None]) -> None:
+    def _guarded(self, job_id: str, stage: str, run: Callable[[str], None]) -> None:
         """Run a stage; whatever escapes it fails the job, so no job is left mid-stage."""
+        limits = {
+            "transcribe": self._settings.transcribe_time_limit,
+            "answer": self._settings.answer_time_limit,
+        }
+        self.current = RunningStage(job_id, stage, time.monotonic(), limits[stage])
         try:
-            stage(job_id)
+            run(job_id)
+        except JobCanceled:
+            logger.info("job_id=%s canceled; %s stopped", job_id, stage)
         except Exception as exc:
             self._fail(job_id, exc)
+        finally:
+            self.current = None
+            self._running.release(job_id)
+            free_cached_memory()
+
+    def fail_current(self, error: ServiceError) -> None:
+        """Fail the job of the running stage from another thread (the watchdog)."""
+        current = self.current
+        if current is not None:
+            fail_job(self._jobs, self._events, current.job_id, error)
+            self._running.release(current.job_id)
 
     def _transcribe(self, job_id: str) -> None:
-        job = self._open(job_id, JobStatus.TRANSCRIBING, done=lambda j: j.transcript is not None)
+        job = self._open(
+            job_id, "transcribe", JobStatus.TRANSCRIBING, done=lambda j: j.transcript is not None
+        )
         if job is None:
             return
         started = time.perf_counter()
         texts: list[str] = []
         segments: list[TranscriptSegment] = []
+        windows = 0
         offset = 0.0  # where the current part starts in the job's audio
         for part in job.audio:
             audio = self._load_audio(part.key)
-            pieces = self.backend.transcribe(
-                audio, language=job.language, prompt=job.transcription_prompt
-            )
-            timed = _collect_segments(pieces, segments, offset)
-            texts.append(self._stream(job_id, EventName.TRANSCRIPT_DELTA, timed).strip())
+            window_texts: list[str] = []
+            # Long audio goes to a model with a short input window by window, each streamed as
+            # the model transcribes it.
+            for window in self._windows(audio):
+                pieces = self.backend.transcribe(
+                    audio[window.start : window.end],
+                    language=job.language,
+                    prompt=job.transcription_prompt,
+                )
+                bounds = (offset + window.start / SAMPLE_RATE, offset + window.end / SAMPLE_RATE)
+                timed = _collect_segments(pieces, segments, *bounds)
+                window_texts.append(self._stream(job_id, EventName.TRANSCRIPT_DELTA, timed).strip())
+                windows += 1
+            texts.append(" ".join(text for text in window_texts if text))
             offset += len(audio) / SAMPLE_RATE
         transcript = "\n".join(text for text in texts if text)
         if not transcript and not job.question and job.task is JobTask.ANSWER:
             raise NoSpeech()
         durations = StageDurations(transcribe_seconds=round(time.perf_counter() - started, 4))
-        self._jobs.update(job_id, transcript=transcript, segments=segments, durations=durations)
+        self._jobs.update(
+            job_id,
+            transcript=transcript,
+            segments=segments,
+            durations=durations,
+            transcript_windows=windows,
+        )
         self._events.publish(job_id, EventName.TRANSCRIPT_COMPLETED, {"text": transcript})
         logger.info("job_id=%s transcribed in %.2f s", job_id, durations.transcribe_seconds)
-        if job.task is JobTask.TRANSCRIBE and self._jobs.transition(
-            job_id, JobStatus.SUCCEEDED, finished_at=utcnow()
-        ):
-            self._publish_end(job_id, JobStatus.SUCCEEDED)
+        if job.task is JobTask.TRANSCRIBE:
+            end_job(self._jobs, self._events, job_id, JobStatus.SUCCEEDED)
 
     def _answer(self, job_id: str) -> None:
-        job = self._open(job_id, JobStatus.ANSWERING, done=lambda j: j.answer is not None)
+        job = self._open(job_id, "answer", JobStatus.ANSWERING, done=lambda j: j.answer is not None)
         if job is None:
             return
         started = time.perf_counter()
@@ -145,15 +209,15 @@ class JobPipeline:
         durations = job.durations.model_copy(
             update={"answer_seconds": round(time.perf_counter() - started, 4)}
         )
-        if self._jobs.transition(
+        end_job(
+            self._jobs,
+            self._events,
             job_id,
             JobStatus.SUCCEEDED,
             answer=answer,
             finish_reason=finish_reason,
             durations=durations,
-            finished_at=utcnow(),
-        ):
-            self._publish_end(job_id, JobStatus.SUCCEEDED)
+        )
         logger.info("job_id=%s answered in %.2f s", job_id, durations.answer_seconds)
 
     def _answer_request(self, job: JobRead) -> AnswerRequest:
@@ -182,67 +246,121 @@ class JobPipeline:
         )
 
     def _open(
-        self, job_id: str, status: JobStatus, done: Callable[[JobRead], bool]
+        self, job_id: str, stage: str, status: JobStatus, done: Callable[[JobRead], bool]
     ) -> JobRead | None:
-        """The job if this stage should run now, after marking it `status`; else None."""
+        """The job if this stage should run now, after claiming it and marking it `status`;
+        None if it ended, the stage is done, or a live worker is running it already."""
         job = self._jobs.get(job_id)
         if job is None:
             logger.warning("job_id=%s not found (expired?); stage skipped", job_id)
             return None
         if job.status.is_terminal or done(job):
-            logger.info("job_id=%s already %s; stage skipped", job_id, job.status.value)
+            logger.info("job_id=%s already %s; %s skipped", job_id, job.status.value, stage)
             return None
+        attempt = self._running.claim(job_id, self.worker_name, stage)
+        if attempt == HELD_ELSEWHERE or attempt == 0:
+            logger.info("job_id=%s %s runs elsewhere; this delivery skipped", job_id, stage)
+            return None
+        if attempt > self._settings.max_stage_attempts:
+            raise WorkerLost(
+                f"the {stage} stage was started {attempt - 1} times and its worker died each time"
+            )
         fields = {} if job.started_at else {"started_at": utcnow()}
         if not self._jobs.transition(job_id, status, **fields):
             return None
-        self._events.publish(job_id, EventName.STATUS, {"status": status.value})
+        # A stage run again after its worker died says so: its deltas start over.
+        data = {"status": status.value, **({"attempt": attempt} if attempt > 1 else {})}
+        self._events.publish(job_id, EventName.STATUS, data)
         return job
 
+    def _windows(self, audio: Audio) -> list[Window]:
+        """The windows a model transcribes `audio` in: all of it at once, unless the model hears
+        at most `max_audio_seconds` (or the settings ask for shorter windows)."""
+        limit: float | None = getattr(self.backend, "max_audio_seconds", None)
+        if limit is None:
+            return [Window(0, len(audio))]
+        if self._settings.max_window_seconds is not None:
+            limit = min(limit, self._settings.max_window_seconds)
+        return split_windows(audio, SAMPLE_RATE, limit)
+
     def _load_audio(self, key: str) -> Audio:
-        """Fetch one stored audio object and decode it to model input."""
-        with tempfile.TemporaryDirectory(prefix="audiochat-") as tmp:
-            path = Path(tmp) / "input"
-            self._store.download(key, path)
-            return decode_audio(path)
+        """Fetch one stored audio object and decode it to model input; a store that does not
+        answer is tried again with growing pauses before the job fails."""
+        delay = self._settings.storage_backoff_seconds
+        for attempt in range(1, self._settings.storage_attempts + 1):
+            try:
+                with tempfile.TemporaryDirectory(prefix="audiochat-") as tmp:
+                    path = Path(tmp) / "input"
+                    self._store.download(key, path)
+                    return decode_audio(path)
+            except StorageUnavailable as exc:
+                if attempt == self._settings.storage_attempts:
+                    raise
+                logger.warning("fetching %s failed (%s); retrying in %.1f s", key, exc, delay)
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
 
     def _stream(self, job_id: str, event: EventName, pieces: Iterable[str]) -> str:
+        """Publish pieces as coalesced deltas; stop between pieces if the job was canceled or
+        the stage ran past its soft time limit (closing `pieces` stops the model)."""
         coalescer = DeltaCoalescer(
             self._events, job_id, event, self._settings.max_events_per_second
         )
+        soft_limits = {
+            "transcribe": self._settings.transcribe_soft_time_limit,
+            "answer": self._settings.answer_soft_time_limit,
+        }
+        current = self.current
+        deadline = current.started + soft_limits[current.stage] if current else float("inf")
+        next_check = 0.0
         text: list[str] = []
         for piece in pieces:
             text.append(piece)
             coalescer.add(piece)
+            now = time.monotonic()
+            if now >= deadline:
+                raise StageTimeout(f"the stage ran past its {soft_limits[current.stage]:g} s limit")  # type: ignore[union-attr]
+            if now >= next_check:
+                next_check = now + _CANCEL_CHECK_SECONDS
+                if self._jobs.status(job_id) is JobStatus.CANCELED:
+                    raise JobCanceled()
         coalescer.flush()
         return "".join(text)
 
     def _fail(self, job_id: str, exc: Exception) -> None:
         error = exc if isinstance(exc, ServiceError) else ModelError(f"{type(exc).__name__}: {exc}")
         logger.error("job_id=%s failed: %s %s", job_id, error.code, error.message, exc_info=exc)
-        record = JobError(code=error.code, message=error.message)
-        if self._jobs.transition(job_id, JobStatus.FAILED, error=record, finished_at=utcnow()):
-            self._events.publish(job_id, EventName.ERROR, record.model_dump())
-            self._publish_end(job_id, JobStatus.FAILED)
-
-    def _publish_end(self, job_id: str, status: JobStatus) -> None:
-        self._events.publish(job_id, EventName.STATUS, {"status": status.value})
-        self._events.publish(job_id, EventName.DONE, {"status": status.value})
+        fail_job(self._jobs, self._events, job_id, error)
 
 
 def _collect_segments(
-    pieces: Iterable[TranscriptPiece], segments: list[TranscriptSegment], offset: float
+    pieces: Iterable[TranscriptPiece],
+    segments: list[TranscriptSegment],
+    offset: float,
+    window_end: float,
 ) -> Iterator[str]:
-    """The text of transcript pieces; each piece goes into `segments`, its times shifted by
-    `offset` so they count from the start of the job's first audio part."""
+    """The text of a window's transcript pieces; each timed piece goes into `segments`, its
+    times shifted by `offset` (where the window starts in the job's audio). Pieces without
+    times (models that stream tokens, not timed segments) make one segment: the window."""
+    untimed: list[str] = []
     for piece in pieces:
-        segments.append(
-            TranscriptSegment(
-                text=piece.text.strip(),
-                start=None if piece.start is None else round(piece.start + offset, 3),
-                end=None if piece.end is None else round(piece.end + offset, 3),
+        if piece.start is None and piece.end is None:
+            untimed.append(piece.text)
+        else:
+            segments.append(
+                TranscriptSegment(
+                    text=piece.text.strip(),
+                    start=None if piece.start is None else round(piece.start + offset, 3),
+                    end=None if piece.end is None else round(piece.end + offset, 3),
+                )
             )
-        )
         yield piece.text
+    text = "".join(untimed).strip()
+    if text:
+        segments.append(
+            TranscriptSegment(text=text, start=round(offset, 3), end=round(window_end, 3))
+        )
 
 
 def _split_stats(

@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api.deps import HubDep, JobsDep, ServicesDep, SettingsDep
+from api.auth import Authenticator
+from api.deps import HubDep, JobsDep, ServicesDep, SettingsDep, TenantDep
 from api.submission import IncomingAudio, submit_job
-from shared.errors import InvalidRequest, JobNotFound, UnsupportedMediaType, UploadTooLarge
+from shared.errors import (
+    InvalidRequest,
+    JobFinished,
+    JobNotFound,
+    UnsupportedMediaType,
+    UploadTooLarge,
+)
 from shared.events import job_key
-from shared.jobs import JobRepository
-from shared.schemas import JobCreate, JobEvent, JobRead
+from shared.jobs import JobRepository, utcnow
+from shared.schemas import EventName, JobCreate, JobEvent, JobLinks, JobRead, JobStatus
+from shared.storage import unescape_filename
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 _MAX_AUDIO_PARTS = 8
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
 # Multipart fields that may repeat; the others are read once.
 _LIST_FIELDS = frozenset({"audio", "upload_ids"})
 
@@ -101,6 +115,15 @@ def _parse_json(raw: bytes | str, field: str) -> Any:
     return value
 
 
+def _resource(request: Request, job: JobRead, tenant: str) -> JobRead:
+    """The job with its links; with API keys on, the events link carries a job token."""
+    events = f"/v1/jobs/{job.id}/events"
+    authenticator: Authenticator = request.app.state.authenticator
+    if authenticator.enabled:
+        events += f"?token={authenticator.events_token(job.id, tenant)}"
+    return job.model_copy(update={"links": JobLinks(self=f"/v1/jobs/{job.id}", events=events)})
+
+
 @router.post(
     "",
     status_code=202,
@@ -108,37 +131,100 @@ def _parse_json(raw: bytes | str, field: str) -> Any:
     openapi_extra=_CREATE_BODY,
     responses={202: {"headers": {"Location": {"schema": {"type": "string"}}}}},
 )
-async def create_job(request: Request, services: ServicesDep) -> JSONResponse:
+async def create_job(
+    request: Request,
+    services: ServicesDep,
+    tenant: TenantDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JSONResponse:
     """Submit a spoken question (audio), a typed one (question), or a question about audio."""
     options, uploads = await _read_request(request, services.settings.max_upload_bytes)
     try:
         audio = [IncomingAudio(upload.file, upload.filename) for upload in uploads]
-        job = await run_in_threadpool(submit_job, services, options, audio)
+        job = await run_in_threadpool(
+            submit_job, services, options, audio, tenant=tenant, idempotency_key=idempotency_key
+        )
     finally:
         for upload in uploads:
             await upload.close()
     return JSONResponse(
-        job.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"}
+        _resource(request, job, tenant).model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": f"/v1/jobs/{job.id}"},
     )
 
 
 @router.get("", response_model=list[JobRead])
-def list_jobs(jobs: JobsDep, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> list[JobRead]:
-    """The most recent jobs, newest first."""
-    return jobs.list_recent(limit)
+def list_jobs(
+    request: Request,
+    jobs: JobsDep,
+    tenant: TenantDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> list[JobRead]:
+    """Your most recent jobs, newest first."""
+    return [_resource(request, job, tenant) for job in jobs.list_recent(tenant, limit)]
 
 
-def _get_or_404(jobs: JobRepository, job_id: str) -> JobRead:
-    job = jobs.get(job_id) if len(job_id) <= 64 else None
+def _get_or_404(jobs: JobRepository, job_id: str, tenant: str) -> JobRead:
+    job = jobs.get(job_id, tenant) if _JOB_ID.fullmatch(job_id) else None
     if job is None:
         raise JobNotFound(f"no job {job_id}")
     return job
 
 
 @router.get("/{job_id}", response_model=JobRead)
-def get_job(job_id: str, jobs: JobsDep) -> JobRead:
+def get_job(request: Request, job_id: str, jobs: JobsDep, tenant: TenantDep) -> JobRead:
     """A job's status, transcript, answer, error and timings."""
-    return _get_or_404(jobs, job_id)
+    return _resource(request, _get_or_404(jobs, job_id, tenant), tenant)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobRead,
+    responses={409: {"description": "the job has already ended"}},
+)
+def cancel_job(request: Request, job_id: str, services: ServicesDep, tenant: TenantDep) -> JobRead:
+    """Cancel a job: a queued one leaves the queue, a running one stops between tokens."""
+    job = _get_or_404(services.jobs, job_id, tenant)
+    if job.status.is_terminal or not services.jobs.transition(
+        job_id, JobStatus.CANCELED, finished_at=utcnow()
+    ):
+        raise JobFinished(f"job {job_id} has already ended")
+    # The worker sees the status between tokens and stops; these are the job's last events.
+    services.events.publish(job_id, EventName.STATUS, {"status": JobStatus.CANCELED.value})
+    services.events.publish(job_id, EventName.DONE, {"status": JobStatus.CANCELED.value})
+    services.queue.remove_queued(services.redis, job)
+    return _resource(request, _get_or_404(services.jobs, job_id, tenant), tenant)
+
+
+@router.get(
+    "/{job_id}/audio",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def job_audio(
+    job_id: str,
+    services: ServicesDep,
+    tenant: TenantDep,
+    part: Annotated[int, Query(ge=0, le=7)] = 0,
+) -> FileResponse:
+    """The audio of a job as it was uploaded (`part` picks one of several)."""
+    job = _get_or_404(services.jobs, job_id, tenant)
+    if part >= len(job.audio):
+        raise JobNotFound(f"job {job_id} has no audio part {part}")
+    folder = tempfile.mkdtemp(prefix="audiochat-audio-")
+    path = Path(folder) / "audio"
+    try:
+        services.store.download(job.audio[part].key, path)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        filename=unescape_filename(job.audio[part].filename) or "audio",
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )
 
 
 @router.get(
@@ -151,11 +237,18 @@ async def job_events(
     services: ServicesDep,
     hub: HubDep,
     settings: SettingsDep,
+    tenant: TenantDep,
     last_event_id: Annotated[int | None, Query(ge=0)] = None,
     last_event_id_header: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
+    token: Annotated[str | None, Query(description="job-scoped token from `links.events`")] = None,
 ) -> EventSourceResponse:
     """Server-Sent Events of a job, from after `Last-Event-ID` (header or query) to `done`."""
-    if len(job_id) > 64 or not await services.aioredis.exists(job_key(job_id)):
+    owner = (
+        await services.aioredis.hget(job_key(job_id), "tenant")
+        if _JOB_ID.fullmatch(job_id)
+        else None
+    )
+    if owner is None or json.loads(owner) != tenant:
         raise JobNotFound(f"no job {job_id}")
     after = last_event_id_header if last_event_id_header is not None else last_event_id or 0
 

@@ -4,13 +4,19 @@ What it does is chosen by the question, so one worker can play every part:
   "tokens:N"  answers with N one-word tokens, as fast as it can;
   "slow:N"    answers with N tokens, 50 ms apart;
   "fail:N"    yields N tokens, then the model raises;
+  "crash:N"   yields N tokens, then kills its own worker process (SIGKILL), every time;
+  "crash-once:PATH"  kills its worker the first time (creating PATH), answers after that;
+  "hang:N"    yields one token, then blocks for N seconds without yielding;
   anything else is echoed back.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from shared.config import Settings
 from worker.audio import Audio
@@ -46,6 +52,21 @@ class ScriptedBackend:
             for i in range(n):
                 yield f"f{i} "
             raise RuntimeError("scripted failure")
+        elif command == "crash":
+            for i in range(n):
+                yield f"c{i} "
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif command == "crash-once":
+            marker = Path(count)
+            if not marker.exists():
+                marker.touch()
+                yield "about to crash "
+                time.sleep(0.3)  # let the delta reach Redis before the worker dies
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield "survived"
+        elif command == "hang":
+            yield "hanging "
+            time.sleep(n)
         else:
             parts = len(request.audios)
             heard = f" with {parts} audio part{'s' if parts > 1 else ''}" if parts else ""

@@ -89,7 +89,7 @@ class Process:
 class RedisServer:
     """A real redis-server on a free loopback port, without persistence."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *extra_args: str) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: run `make test` (it installs it)")
@@ -110,6 +110,8 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(workdir),
+                # Later options win: a test may turn persistence on, for instance.
+                *extra_args,
             ],
             workdir / "redis.log",
         )

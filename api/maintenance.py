@@ -1,0 +1,77 @@
+"""Housekeeping the gateway does in the background: reap jobs of dead workers, expire audio.
+
+Every gateway process runs the loop; a short Redis lock lets one of them work at a time.
+  * Reaper: a stage claimed by a worker whose heartbeat expired is requeued, or, once it has
+    used its attempts, failed with `worker-lost`. So no job stays `transcribing` forever.
+  * Retention: audio objects whose job or upload has expired are deleted from the store, and
+    expired jobs leave the index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import Services
+from shared.errors import WorkerLost
+from shared.events import REAPER_LOCK_KEY
+from shared.outcomes import fail_job
+from shared.running import RunningJobs
+
+logger = logging.getLogger(__name__)
+
+
+def reap(services: Services, running: RunningJobs) -> int:
+    """Requeue or fail the stages of dead workers; returns how many were handled."""
+    handled = 0
+    # A claim is written just before the worker's next beat names the job: allow two beats.
+    grace = services.settings.worker_heartbeat_ttl_seconds
+    for claim in running.stale(grace):
+        job = services.jobs.get(claim.job_id)
+        running.release(claim.job_id)
+        handled += 1
+        if job is None or job.status.is_terminal:
+            continue
+        attempts = job.transcribe_attempts if claim.stage == "transcribe" else job.answer_attempts
+        if attempts >= services.settings.max_stage_attempts:
+            fail_job(
+                services.jobs,
+                services.events,
+                job.id,
+                WorkerLost(f"the worker running {claim.stage} died {attempts} times"),
+            )
+            logger.error("job_id=%s failed: worker-lost after %d attempts", job.id, attempts)
+        else:
+            services.queue.enqueue(job, from_stage=claim.stage)
+            logger.warning(
+                "job_id=%s requeued: worker %s died during %s", job.id, claim.worker, claim.stage
+            )
+    return handled
+
+
+def sweep(services: Services) -> int:
+    """Delete audio past its retention and drop expired jobs from the index."""
+    services.jobs.forget(services.jobs.expired_ids())
+    return services.expiry.sweep(services.store)
+
+
+def run_once(services: Services, running: RunningJobs, interval: float) -> None:
+    lock_seconds = max(1, int(interval * 2))
+    if not services.redis.set(REAPER_LOCK_KEY, "1", nx=True, ex=lock_seconds):
+        return
+    reap(services, running)
+    sweep(services)
+
+
+async def maintain(services: Services, interval: float) -> None:
+    """Run the housekeeping every `interval` seconds until cancelled."""
+    running = RunningJobs(services.redis)
+    while True:
+        try:
+            await run_in_threadpool(run_once, services, running, interval)
+        except Exception as exc:
+            # Redis or the store may be down for a while; the next pass tries again.
+            logger.warning("maintenance pass failed: %s", exc)
+        await asyncio.sleep(interval)

@@ -1,0 +1,80 @@
+"""Which worker runs which job's stage now: the lease that makes stages safe to redeliver.
+
+A worker claims a job's stage before running it. The claim counts an attempt and records the
+worker; a claim fails while another worker whose heartbeat is alive holds the job, so a task
+delivered twice never runs twice at once. When a worker dies, its heartbeat expires and the
+reaper finds its claims stale.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from shared.events import RUNNING_JOBS_KEY, job_key, worker_key
+
+# KEYS: running hash, job record. ARGV: job id, worker, stage, now, worker-key prefix.
+# Returns the stage's attempt number, or -1 if a live worker holds the job.
+_CLAIM_SCRIPT = """
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then
+  local holder = cjson.decode(held)['worker']
+  if holder ~= ARGV[2] and redis.call('EXISTS', ARGV[5] .. holder) == 1 then return -1 end
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local attempts = redis.call('HINCRBY', KEYS[2], ARGV[3] .. '_attempts', 1)
+redis.call('HSET', KEYS[1], ARGV[1],
+  cjson.encode({worker = ARGV[2], stage = ARGV[3], started = tonumber(ARGV[4])}))
+return attempts
+"""
+
+HELD_ELSEWHERE = -1
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: str
+    worker: str
+    stage: str
+    started: float
+
+
+class RunningJobs:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+        self._claim = client.register_script(_CLAIM_SCRIPT)
+
+    def claim(self, job_id: str, worker: str, stage: str) -> int:
+        """This stage's attempt number (1 the first time); HELD_ELSEWHERE if a live worker
+        runs the job; 0 if the job no longer exists."""
+        args: list[str | float] = [job_id, worker, stage, time.time(), worker_key("")]
+        return int(self._claim(keys=[RUNNING_JOBS_KEY, job_key(job_id)], args=args))
+
+    def release(self, job_id: str) -> None:
+        self._redis.hdel(RUNNING_JOBS_KEY, job_id)
+
+    def stale(self, grace_seconds: float) -> list[Claim]:
+        """Claims nobody is working on: the worker's heartbeat expired, or the worker is
+        alive but its heartbeat shows another job (its stage died without ending the job,
+        say while Redis was down), for longer than `grace_seconds` after the claim."""
+        raw: Any = self._redis.hgetall(RUNNING_JOBS_KEY)
+        claims = [
+            Claim(job_id=k.decode() if isinstance(k, bytes) else k, **json.loads(v))
+            for k, v in raw.items()
+        ]
+        if not claims:
+            return []
+        beats = self._redis.mget([worker_key(c.worker) for c in claims])
+        now = time.time()
+        stale = []
+        for claim, beat in zip(claims, beats, strict=True):
+            if beat is None or (
+                json.loads(beat).get("current_job") != claim.job_id
+                and now - claim.started > grace_seconds
+            ):
+                stale.append(claim)
+        return stale
