@@ -28,7 +28,7 @@ up: system-deps install ## Start Redis, the gateway and an embedded worker in th
 down: ## Stop what `make up` started
 	scripts/stack.sh down
 
-system-deps: ## Debian packages: redis-server, ffmpeg, espeak-ng, sox
+system-deps: ## Debian packages: redis-server, ffmpeg, espeak-ng, sox, chromium
 	scripts/install-system-deps.sh
 
 install: $(VENV)/.installed ## The virtualenv with the project, the embedded models and test tools

@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -32,8 +32,12 @@ _QUEUE_SIZE = 1024
 class EventHub:
     """Owns the process's subscription to `audiochat:events` and the per-job client queues."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(
+        self, client: aioredis.Redis, on_event: Callable[[str, JobEvent], None] | None = None
+    ) -> None:
         self._redis = client
+        # Called with every event of every job (metrics count jobs here); must not raise.
+        self.on_event = on_event
         self._subscribers: dict[str, set[asyncio.Queue[object]]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -89,10 +93,12 @@ class EventHub:
 
     def _dispatch(self, payload: bytes | str) -> None:
         message = json.loads(payload)
+        event = JobEvent(id=message["id"], event=EventName(message["event"]), data=message["data"])
+        if self.on_event is not None:
+            self.on_event(message["job_id"], event)
         queues = self._subscribers.get(message["job_id"])
         if not queues:
             return
-        event = JobEvent(id=message["id"], event=EventName(message["event"]), data=message["data"])
         for queue in queues:
             try:
                 queue.put_nowait(event)

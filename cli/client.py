@@ -28,10 +28,17 @@ class ApiError(Exception):
 class AudiochatClient:
     def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 30.0) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.base_url = base_url
         self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
 
     def close(self) -> None:
         self._http.close()
+
+    def __enter__(self) -> AudiochatClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _check(self, response: httpx.Response) -> Any:
         if response.is_error:
@@ -56,7 +63,16 @@ class AudiochatClient:
             return self._check(self._http.post("/v1/jobs", data=fields, files=files))  # type: ignore[no-any-return]
 
     def get(self, job_id: str) -> dict[str, Any]:
+        """A job's record."""
         return self._check(self._http.get(f"/v1/jobs/{job_id}"))  # type: ignore[no-any-return]
+
+    def list(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Recent jobs, newest first."""
+        return self._check(self._http.get("/v1/jobs", params={"limit": limit}))  # type: ignore[no-any-return]
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a job that has not ended; returns its record."""
+        return self._check(self._http.post(f"/v1/jobs/{job_id}/cancel"))  # type: ignore[no-any-return]
 
     def follow(self, job_id: str, retries: int = 5) -> Iterator[JobEvent]:
         """A job's events to `done`, reconnecting with Last-Event-ID if the stream drops."""

@@ -1,35 +1,88 @@
-"""`audiochat`: serve the gateway, run a worker, or ask a question and watch it answered."""
+"""`audiochat`: ask questions and follow jobs, run the gateway or a worker, start a local stack.
+
+Commands that talk to a server take `--url` and `--api-key` (or `AUDIOCHAT_URL` and
+`AUDIOCHAT_API_KEY`). Exit status: 0 when the job succeeded or the command did what it said,
+1 when the server refused (the problem's message goes to stderr), could not be reached, or the
+job failed or was canceled, 2 for a usage error.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 import sys
-import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
 import click
-from rich.console import Console, Group
-from rich.live import Live
+import httpx
+from rich.console import Console
 from rich.text import Text
 
 from cli.client import ApiError, AudiochatClient
+from cli.stack import run_stack
+from cli.views import job_details, job_table, watch
 from shared.config import Settings
-from shared.schemas import EventName
+from shared.logging import configure_logging
 
 console = Console()
 errors = Console(stderr=True)
 
+Command = TypeVar("Command", bound=Callable[..., Any])
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+
+def server_options(command: Command) -> Command:
+    """`--url` and `--api-key`, for every command that talks to a server."""
+    command = click.option(
+        "--api-key",
+        envvar="AUDIOCHAT_API_KEY",
+        default=None,
+        show_envvar=True,
+        help="API key, sent as `Authorization: Bearer`.",
+    )(command)
+    return click.option(
+        "--url",
+        envvar="AUDIOCHAT_URL",
+        default="http://127.0.0.1:8000",
+        show_default=True,
+        show_envvar=True,
+        help="The gateway's address.",
+    )(command)
+
+
+def _fail(message: str) -> NoReturn:
+    errors.print(Text.assemble(("error: ", "bold red"), message))
+    sys.exit(1)
+
+
+@contextmanager
+def _talking_to(url: str, api_key: str | None) -> Iterator[AudiochatClient]:
+    """A client for `url`; a refusal or an unreachable server ends the command with status 1."""
+    try:
+        with AudiochatClient(url, api_key) as client:
+            yield client
+    except ApiError as exc:
+        _fail(str(exc))
+    except httpx.TransportError as exc:
+        _fail(f"cannot reach {url}: {exc or type(exc).__name__} (is it running? `audiochat up`)")
+
+
+def _exit_for(job: dict[str, Any]) -> None:
+    """Status 1, with the job's error on stderr, unless the job succeeded."""
+    if job["status"] == "succeeded":
+        return
+    error = job.get("error") or {}
+    reason = f": {error.get('code')}: {error.get('message')}" if error else ""
+    _fail(f"job {job['id']} {job['status']}{reason}")
 
 
 @click.group()
 def cli() -> None:
     """audiochat: ask questions by voice."""
+
+
+# ---- running the parts ---------------------------------------------------------------------
 
 
 @cli.command()
@@ -39,14 +92,18 @@ def serve(host: str | None, port: int | None) -> None:
     """Run the gateway."""
     import uvicorn
 
+    from api.auth import check_listen_address
     from api.main import create_app
 
     settings = Settings()
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_json)
+    check_listen_address(host or settings.api_host, settings)
     uvicorn.run(
         create_app(settings),
         host=host or settings.api_host,
         port=port or settings.api_port,
+        # Uvicorn's own lines go through the handler configured above (text or JSON).
+        log_config=None,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,
     )
@@ -58,8 +115,28 @@ def worker() -> None:
     from worker.main import run_worker
 
     settings = Settings()
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_json)
     run_worker(settings, loglevel=settings.log_level)
+
+
+@cli.command()
+@click.option("--port", envvar="API_PORT", default=8000, show_default=True, help="Gateway port.")
+@click.option("--redis-port", envvar="REDIS_PORT", default=6379, show_default=True)
+@click.option("--model", envvar="AUDIOCHAT_MODEL", default="embedded", show_default=True)
+def up(port: int, redis_port: int, model: str) -> None:
+    """Start Redis, the gateway and a worker in the background (what `make up` starts)."""
+    env = {"API_PORT": str(port), "REDIS_PORT": str(redis_port), "AUDIOCHAT_MODEL": model}
+    sys.exit(run_stack("up", env))
+
+
+@cli.command()
+@click.option("--redis-port", envvar="REDIS_PORT", default=6379, show_default=True)
+def down(redis_port: int) -> None:
+    """Stop what `audiochat up` (or `make up`) started."""
+    sys.exit(run_stack("down", {"REDIS_PORT": str(redis_port)}))
+
+
+# ---- asking ----------------------------------------------------------------------------------
 
 
 @cli.command()
@@ -70,24 +147,22 @@ def worker() -> None:
 @click.option("--text", "-t", "text", help="Ask a typed question (no audio).")
 @click.option("--model", help="Model to use (default: the server's).")
 @click.option("--max-new-tokens", type=int, help="Longest answer, in tokens.")
-@click.option("--url", envvar="AUDIOCHAT_URL", default="http://127.0.0.1:8000", show_default=True)
-@click.option("--api-key", envvar="AUDIOCHAT_API_KEY", default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the final job record as JSON.")
+@server_options
 def ask(
     audio: Path | None,
     question: str | None,
     text: str | None,
     model: str | None,
     max_new_tokens: int | None,
+    as_json: bool,
     url: str,
     api_key: str | None,
-    as_json: bool,
 ) -> None:
     """Ask a spoken question (AUDIO), a question about it (--question), or a typed one (--text)."""
     if audio is None and not text:
         raise click.UsageError("give an AUDIO file or --text")
-    client = AudiochatClient(url, api_key)
-    try:
+    with _talking_to(url, api_key) as client:
         job = client.submit(
             audio, question if audio else text, model=model, max_new_tokens=max_new_tokens
         )
@@ -95,61 +170,79 @@ def ask(
             for _event in client.follow(job["id"]):
                 pass
         else:
-            _watch(client, job["id"])
+            watch(console, job["id"], client.follow(job["id"]))
         final = client.get(job["id"])
-    except ApiError as exc:
-        errors.print(f"[red]error:[/red] {exc}")
-        sys.exit(1)
-    finally:
-        client.close()
     if as_json:
         click.echo(json.dumps(final, indent=2))
-    if final["status"] != "succeeded":
-        error = final.get("error") or {}
-        errors.print(
-            f"[red]job {final['status']}:[/red] {error.get('code')}: {error.get('message')}"
-        )
-        sys.exit(1)
+    _exit_for(final)
 
 
-def _watch(client: AudiochatClient, job_id: str) -> None:
-    """Show a job live: status and elapsed time, then transcript and answer as they stream."""
-    started = time.monotonic()
-    status = "queued"
-    transcript = ""
-    answer = ""
+# ---- jobs ------------------------------------------------------------------------------------
 
-    def view() -> Group:
-        header = Text.assemble(
-            ("job ", "dim"),
-            (job_id, "bold"),
-            ("  ", ""),
-            (status, "cyan"),
-            (f"  {time.monotonic() - started:.1f} s", "dim"),
-        )
-        parts = [header]
-        if transcript:
-            parts.append(Text.assemble(("heard: ", "bold green"), transcript.strip()))
-        if answer:
-            parts.append(Text.assemble(("answer: ", "bold magenta"), answer.strip()))
-        return Group(*parts)
 
-    with Live(view(), console=console, refresh_per_second=10, transient=False) as live:
-        for event in client.follow(job_id):
-            if event.event is EventName.STATUS:
-                status = event.data["status"]
-            elif event.event is EventName.TRANSCRIPT_DELTA:
-                transcript += event.data["text"]
-            elif event.event is EventName.TRANSCRIPT_COMPLETED:
-                transcript = event.data["text"]
-            elif event.event is EventName.ANSWER_DELTA:
-                answer += event.data["text"]
-            elif event.event is EventName.ANSWER_COMPLETED:
-                answer = event.data["text"]
-            elif event.event is EventName.ERROR:
-                status = f"failed: {event.data['code']}"
-            live.update(view())
-    console.print()
+@cli.group()
+def jobs() -> None:
+    """List, show, follow and cancel jobs."""
+
+
+@jobs.command("list")
+@click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
+@server_options
+def list_jobs(limit: int, as_json: bool, url: str, api_key: str | None) -> None:
+    """Recent jobs, newest first."""
+    with _talking_to(url, api_key) as client:
+        records = client.list(limit)
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+    elif records:
+        console.print(job_table(records))
+    else:
+        console.print("no jobs")
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+@server_options
+def show_job(job_id: str, as_json: bool, url: str, api_key: str | None) -> None:
+    """A job's status, timings, transcript, answer and error."""
+    with _talking_to(url, api_key) as client:
+        record = client.get(job_id)
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+    else:
+        console.print(job_details(record))
+
+
+@jobs.command("follow")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print each event as a line of JSON.")
+@server_options
+def follow_job(job_id: str, as_json: bool, url: str, api_key: str | None) -> None:
+    """Follow a job live to its end (from its first event); status 1 unless it succeeds."""
+    with _talking_to(url, api_key) as client:
+        if as_json:
+            for event in client.follow(job_id):
+                click.echo(event.model_dump_json())
+        else:
+            watch(console, job_id, client.follow(job_id))
+        final = client.get(job_id)
+    _exit_for(final)
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the job's record as JSON.")
+@server_options
+def cancel_job(job_id: str, as_json: bool, url: str, api_key: str | None) -> None:
+    """Cancel a job that has not ended (a job that has ended: status 1, `job-finished`)."""
+    with _talking_to(url, api_key) as client:
+        record = client.cancel(job_id)
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+    else:
+        console.print(Text.assemble("job ", (record["id"], "bold"), f" {record['status']}"))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ declare -A commands=(
   [ffmpeg]=ffmpeg
   [espeak-ng]=espeak-ng
   [sox]=sox
+  # The web page's browser test: headless Chromium with a fake microphone (Playwright drives it).
+  [chromium]=chromium
+  [chromium-driver]=chromedriver
 )
 missing=()
 for package in "${!commands[@]}"; do

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUN=.run
+# Pid files and logs; RUN_DIR (relative to the checkout) lets several stacks run side by side.
+RUN=${RUN_DIR:-.run}
 VENV=${VENV:-.venv}
 API_PORT=${API_PORT:-8000}
 REDIS_PORT=${REDIS_PORT:-6379}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from shared.logging import job_context
 from shared.tasks import ANSWER_TASK, TRANSCRIBE_TASK
 from worker.pipeline import JobPipeline
 
@@ -13,8 +14,11 @@ def register_tasks(app: Celery, pipeline: JobPipeline) -> None:
 
     @app.task(name=TRANSCRIBE_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
     def transcribe(job_id: str) -> None:
-        pipeline.transcribe(job_id)
+        # Every line logged while the stage runs (the model's and Celery's too) names the job.
+        with job_context(job_id):
+            pipeline.transcribe(job_id)
 
     @app.task(name=ANSWER_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
     def answer(job_id: str) -> None:
-        pipeline.answer(job_id)
+        with job_context(job_id):
+            pipeline.answer(job_id)
