@@ -19,7 +19,8 @@ def cues(segments: Sequence[TranscriptSegment], duration: float) -> list[Cue]:
     """Non-empty segments with both times known and never going back.
 
     A backend may leave a time out: a missing start is the previous cue's end, a missing end is
-    the next known start (or the end of the audio). Subtitle players need times that increase.
+    the next known start (or the end of the audio). Subtitle players need times that increase,
+    and a model may place the last words after the end of the audio (Whisper does).
     """
     out: list[Cue] = []
     previous_start = previous_end = 0.0
@@ -29,8 +30,8 @@ def cues(segments: Sequence[TranscriptSegment], duration: float) -> list[Cue]:
             continue
         start = segment.start if segment.start is not None else previous_end
         end = segment.end if segment.end is not None else _next_start(segments, index, duration)
-        start = max(start, previous_start)
-        end = max(end, start)
+        start = min(max(start, previous_start), duration)
+        end = min(max(end, start), duration)
         out.append(Cue(round(start, 3), round(end, 3), text))
         previous_start, previous_end = start, end
     return out

@@ -48,6 +48,14 @@ def test_times_never_go_back() -> None:
     assert [(c.start, c.end) for c in timed] == [(3.0, 4.0), (3.0, 3.0)]
 
 
+def test_times_stay_within_the_audio() -> None:
+    segments = [
+        TranscriptSegment(start=0.0, end=7.0, text="runs past the end"),
+        TranscriptSegment(start=8.0, end=9.0, text="after the end"),
+    ]
+    assert [(c.start, c.end) for c in cues(segments, 5.855)] == [(0.0, 5.855), (5.855, 5.855)]
+
+
 def test_srt_parses_back_to_the_same_cues() -> None:
     timed = [Cue(0.0, 1.5, "one"), Cue(1.5, 3661.042, "two\nlines")]
     text = to_srt(timed)

@@ -1,0 +1,187 @@
+"""`POST /v1/audio/transcriptions`: OpenAI's transcription API, run as a transcribe-only job."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.exceptions
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sse_starlette import ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+
+from api.deps import Services, ServicesDep, TenantDep
+from api.openai_errors import OpenAIRoute, error_body, openai_error, status_for_code
+from api.openai_schemas import (
+    DurationUsage,
+    Transcription,
+    TranscriptionForm,
+    TranscriptionVerbose,
+    VerboseSegment,
+)
+from api.openai_sse import data_event, done_event, openai_stream
+from api.outcomes import JobOutcome, apply_event, wait_for_end
+from api.submission import IncomingAudio, submit_job
+from api.subtitles import cues, to_srt, to_vtt
+from shared.errors import (
+    InvalidRequest,
+    JobNotFound,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    UploadTooLarge,
+)
+from shared.schemas import EventName, JobCreate, JobRead, JobTask
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/audio", tags=["openai"], route_class=OpenAIRoute)
+
+_FORM_OVERHEAD = 64 * 1024
+_TEXT_FIELDS = ("model", "language", "prompt", "temperature", "response_format", "stream")
+_FORM_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "model"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        **TranscriptionForm.model_json_schema()["properties"],
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+async def _read_form(request: Request, max_bytes: int) -> tuple[TranscriptionForm, UploadFile]:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes + _FORM_OVERHEAD:
+        raise UploadTooLarge(f"the upload is larger than {max_bytes} bytes")
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise UnsupportedMediaType("send multipart/form-data with a `file`")
+    form: FormData = await request.form(max_files=1, max_fields=32)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        await form.close()
+        raise InvalidRequest("`file` must be an audio file", field="file")
+    fields: dict[str, Any] = {
+        name: value for name in _TEXT_FIELDS if isinstance(value := form.get(name), str) and value
+    }
+    granularities = form.getlist("timestamp_granularities[]") + form.getlist(
+        "timestamp_granularities"
+    )
+    fields["timestamp_granularities"] = granularities
+    try:
+        return TranscriptionForm.model_validate(fields), upload
+    except Exception:
+        await form.close()
+        raise
+
+
+@router.post(
+    "/transcriptions",
+    openapi_extra=_FORM_BODY,
+    responses={
+        200: {
+            "content": {
+                "application/json": {"schema": TranscriptionVerbose.model_json_schema()},
+                "text/plain": {},
+                "text/vtt": {},
+                "text/event-stream": {},
+            }
+        }
+    },
+)
+async def create_transcription(
+    request: Request, services: ServicesDep, tenant: TenantDep
+) -> Response:
+    """Transcribe `file`: json, text, srt, vtt or verbose_json, or a stream of text deltas."""
+    form, upload = await _read_form(request, services.settings.max_upload_bytes)
+    options = JobCreate(
+        task=JobTask.TRANSCRIBE,
+        model=form.model,
+        language=form.language,
+        transcription_prompt=form.prompt,
+        temperature=form.temperature,
+    )
+    try:
+        audio = [IncomingAudio(upload.file, upload.filename)]
+        job = await run_in_threadpool(submit_job, services, options, audio, tenant=tenant)
+    finally:
+        await upload.close()
+    if form.stream:
+        return openai_stream(_deltas(services, job.id), services.settings.sse_keepalive_seconds)
+    outcome = await wait_for_end(request, services.hub, job.id)
+    if outcome is None:
+        return Response(status_code=499)  # the client is gone; nobody reads this
+    if outcome.error is not None:
+        code = outcome.error["code"]
+        return openai_error(status_for_code(code), code, outcome.error["message"])
+    final = await run_in_threadpool(services.jobs.get, job.id)
+    if final is None:
+        raise JobNotFound(f"job {job.id} expired before its transcript was read")
+    return _render(final, form)
+
+
+def _render(job: JobRead, form: TranscriptionForm) -> Response:
+    text = job.transcript or ""
+    duration = round(sum(part.seconds for part in job.audio), 3)
+    if form.response_format == "text":
+        return PlainTextResponse(text)
+    if form.response_format in ("srt", "vtt"):
+        timed = cues(job.segments or [], duration)
+        if form.response_format == "srt":
+            return PlainTextResponse(to_srt(timed))
+        return PlainTextResponse(to_vtt(timed), media_type="text/vtt")
+    usage = DurationUsage(seconds=duration)
+    if form.response_format == "json":
+        body = Transcription(text=text, usage=usage, job_id=job.id)
+        return JSONResponse(body.model_dump(mode="json"))
+    segments = [
+        VerboseSegment(
+            id=index,
+            seek=int(cue.start * 100),
+            start=cue.start,
+            end=cue.end,
+            text=cue.text,
+            temperature=job.temperature,
+        )
+        for index, cue in enumerate(cues(job.segments or [], duration))
+    ]
+    verbose = TranscriptionVerbose(
+        language=job.language or "unknown",
+        duration=duration,
+        text=text,
+        segments=segments,
+        usage=usage,
+        job_id=job.id,
+    )
+    return JSONResponse(verbose.model_dump(mode="json"))
+
+
+async def _deltas(services: Services, job_id: str) -> AsyncIterator[ServerSentEvent]:
+    """`transcript.text.delta` events, one `transcript.text.done`, then `[DONE]`; a failed job
+    sends OpenAI's error object before `[DONE]`."""
+    outcome = JobOutcome()
+    try:
+        async for event in services.hub.follow(job_id):
+            apply_event(outcome, event.event, event.data)
+            if event.event is EventName.TRANSCRIPT_DELTA:
+                delta = str(event.data.get("text", ""))
+                yield data_event({"type": "transcript.text.delta", "delta": delta})
+            elif event.event is EventName.TRANSCRIPT_COMPLETED:
+                yield data_event({"type": "transcript.text.done", "text": outcome.transcript or ""})
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        logger.warning("job_id=%s: event stream lost: %s", job_id, exc)
+        outcome.error = {"code": ServiceUnavailable.code, "message": "Redis is unavailable"}
+    if outcome.error is not None:
+        code = outcome.error["code"]
+        yield data_event(error_body(status_for_code(code), code, outcome.error["message"]))
+    yield done_event()

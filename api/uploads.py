@@ -1,0 +1,70 @@
+"""Storing a recording on its own, for jobs and chat messages to refer to later by id.
+
+Runs in a worker thread (boto3 and PyAV block). The audio is checked like a job's before
+anything is written; if the record cannot be written the stored object is removed again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from api.deps import Services
+from api.submission import IncomingAudio
+from shared.errors import InvalidAudio, ServiceError, ServiceUnavailable, UploadTooLarge
+from shared.jobs import utcnow
+from shared.media import probe_audio
+from shared.storage import escape_filename, upload_key
+from shared.uploads import UploadRecord, new_upload_id
+
+logger = logging.getLogger(__name__)
+
+
+def store_upload(
+    services: Services, tenant: str, audio: IncomingAudio, client_id: str | None = None
+) -> UploadRecord:
+    """Check, store and record one recording; return its record."""
+    settings = services.settings
+    stream = audio.stream
+    stream.seek(0, 2)
+    size = stream.tell()
+    stream.seek(0)
+    if size > settings.max_upload_bytes:
+        raise UploadTooLarge(f"the upload is larger than {settings.max_upload_bytes} bytes")
+    if size == 0:
+        raise InvalidAudio("the audio file is empty", field="file")
+    info = probe_audio(stream, settings.max_audio_seconds, settings.probe_time_limit_seconds)
+    seconds = round(info.duration_seconds, 3)
+    stream.seek(0)
+
+    upload_id = new_upload_id()
+    now = utcnow()
+    record = UploadRecord(
+        id=upload_id,
+        tenant=tenant,
+        key=upload_key(upload_id),
+        filename=escape_filename(audio.filename),
+        bytes=size,
+        seconds=seconds,
+        client_id=client_id,
+        created_at=now,
+        expires_at=now + timedelta(seconds=services.settings.job_retention_seconds),
+    )
+    services.store.put(record.key, stream, {"original-filename": record.filename or ""})
+    try:
+        services.expiry.track(record.key)
+        services.uploads.create(record)
+    except Exception as exc:
+        _remove_object(services, record.key)
+        if isinstance(exc, ServiceError):
+            raise
+        raise ServiceUnavailable(f"the upload could not be recorded: {exc}") from exc
+    logger.info("upload_id=%s stored (%.1f s, %d bytes)", upload_id, seconds, size)
+    return record
+
+
+def _remove_object(services: Services, key: str) -> None:
+    try:
+        services.store.delete(key)
+    except Exception:
+        logger.exception("removing %s after a failed upload failed", key)
