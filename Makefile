@@ -50,3 +50,11 @@ lint: install ## ruff and mypy
 
 clean: down
 	rm -rf .run .data
+
+.PHONY: bench
+bench: system-deps install $(VENV)/.bench-installed ## Benchmarks -> docs/benchmarks.md (BENCH_QUICK=1: quick)
+	$(PY) -m bench $(if $(BENCH_QUICK),--quick)
+
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $@
