@@ -13,6 +13,8 @@ from worker.backends.base import ModelBackend
 BACKENDS = {
     "embedded": "worker.backends.embedded:EmbeddedBackend",
     "echo": "worker.backends.echo:EchoBackend",
+    "qwen2-audio": "worker.backends.qwen2_audio:Qwen2AudioBackend",
+    "qwen-audio-chat": "worker.backends.qwen_audio_chat:QwenAudioChatBackend",
 }
 
 

@@ -1,0 +1,55 @@
+"""What the Qwen-Audio backends ask their models, and which audio a model gets to hear.
+
+Both models hear at most 30 s of each audio input. The transcribe stage cuts longer audio into
+windows (worker/windows.py); the answer stage gives the model the audio itself when every part
+fits, and otherwise the whole transcript as text, so nothing is cut off silently.
+"""
+
+from __future__ import annotations
+
+import math
+
+from worker.audio import SAMPLE_RATE, Audio
+from worker.backends.base import AnswerRequest
+
+SYSTEM_PROMPT = "You are a helpful assistant."
+
+
+def seconds(audio: Audio) -> float:
+    return len(audio) / SAMPLE_RATE
+
+
+def fits(audio: Audio, max_seconds: float) -> bool:
+    """Whether the model hears all of `audio` (its feature extractor cuts the rest)."""
+    return len(audio) <= math.ceil(max_seconds * SAMPLE_RATE)
+
+
+def hears_all(request: AnswerRequest, max_seconds: float) -> bool:
+    """Whether the answer stage can give the model the job's audio itself."""
+    return bool(request.audios) and all(fits(audio, max_seconds) for audio in request.audios)
+
+
+def question_text(request: AnswerRequest, hears: bool) -> str:
+    """The text of the current user turn; empty when the model hears a spoken question."""
+    spoken = request.transcript is not None and request.question == request.transcript
+    if hears:
+        return "" if spoken else request.question
+    if request.transcript and not spoken:
+        return f'Here is a transcript of the audio:\n"{request.transcript}"\n\n{request.question}'
+    return request.question
+
+
+def with_hints(instruction: str, language: str | None, prompt: str | None) -> str:
+    """A transcription instruction with the job's language and spelling hints, if any."""
+    hints = [instruction]
+    if language:
+        hints.append(f"The speech is in the language with ISO 639 code '{language}'.")
+    if prompt:
+        hints.append(f"Spell names and terms as in this text: {prompt}")
+    return " ".join(hints)
+
+
+def transcript_token_budget(audio_seconds: float) -> int:
+    """The most tokens a window's transcript may take: fast speech is about 4 words, or 6
+    tokens, a second; the rest is headroom. Bounds a model that never stops."""
+    return 16 + math.ceil(8 * audio_seconds)

@@ -1,0 +1,168 @@
+"""Qwen2-Audio-7B-Instruct through transformers' own classes, from a local checkpoint.
+
+`Qwen2AudioProcessor` turns the chat into tokens: its chat template writes one `<|AUDIO|>` per
+audio input and the processor expands each into as many tokens as the audio encoder makes of
+it. The audio goes in as `audio=` (the `audios=` of older releases is gone) at 16 kHz, the rate
+worker/audio.py decodes to; the feature extractor (128 mel bins for the real model) comes from
+the checkpoint. The encoder hears at most 30 s of each input.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from shared.config import Settings
+from shared.errors import ModelError
+from worker.audio import SAMPLE_RATE, Audio
+from worker.backends.base import AnswerRequest, GenerationStats, TranscriptPiece
+from worker.backends.checkpoint import checkpoint_folder
+from worker.backends.prompting import (
+    SYSTEM_PROMPT,
+    fits,
+    hears_all,
+    question_text,
+    seconds,
+    transcript_token_budget,
+    with_hints,
+)
+from worker.backends.streaming import stream_generate
+from worker.gpu import (
+    choose_device,
+    describe_placement,
+    device_map,
+    quantization_config,
+    torch_dtype,
+)
+
+logger = logging.getLogger(__name__)
+
+TRANSCRIBE_INSTRUCTION = (
+    "Transcribe the speech in this audio word for word. Reply with the transcript only."
+)
+
+Message = dict[str, Any]
+
+
+def _user(audio_count: int, text: str) -> Message:
+    content: list[dict[str, str]] = [{"type": "audio"} for _ in range(audio_count)]
+    if text:
+        content.append({"type": "text", "text": text})
+    return {"role": "user", "content": content}
+
+
+class Qwen2AudioBackend:
+    name = "qwen2-audio"
+    hears_audio = True
+    max_audio_seconds = 30.0
+
+    def __init__(self, model: Any, processor: Any, device: str) -> None:
+        self.model = model
+        self.processor = processor
+        # Where the weights are, as the heartbeat reports it (`cuda:0`, `cpu`, `cuda:0+cpu`).
+        self.device = device
+
+    @classmethod
+    def load(cls, settings: Settings) -> Qwen2AudioBackend:
+        """Load the checkpoint in `AUDIOCHAT_MODEL_PATH` on `AUDIOCHAT_DEVICE`, offline."""
+        from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
+
+        folder = checkpoint_folder(settings)
+        device = choose_device(settings.device)
+        started = time.perf_counter()
+        processor = AutoProcessor.from_pretrained(  # type: ignore[no-untyped-call]
+            folder, local_files_only=True
+        )
+        rate = processor.feature_extractor.sampling_rate
+        if rate != SAMPLE_RATE:
+            raise ModelError(f"the checkpoint's feature extractor expects {rate} Hz, not 16 kHz")
+        model = Qwen2AudioForConditionalGeneration.from_pretrained(
+            folder,
+            local_files_only=True,
+            dtype=torch_dtype(device),
+            device_map=device_map(device),
+            quantization_config=quantization_config(settings.quantization, device),
+        )
+        model.eval()  # type: ignore[no-untyped-call]
+        placement = describe_placement(model, device)
+        logger.info(
+            "qwen2-audio loaded from %s on %s (%s) in %.1f s",
+            folder,
+            placement,
+            settings.quantization,
+            time.perf_counter() - started,
+        )
+        return cls(model, processor, placement)
+
+    def transcribe(
+        self, audio: Audio, *, language: str | None, prompt: str | None = None
+    ) -> Iterator[TranscriptPiece]:
+        if not fits(audio, self.max_audio_seconds):
+            raise ModelError(
+                f"{seconds(audio):.1f} s of audio is more than the model hears at once "
+                f"({self.max_audio_seconds:g} s); split it into windows first"
+            )
+        instruction = with_hints(TRANSCRIBE_INSTRUCTION, language, prompt)
+        pieces = self._generate(
+            [_user(1, instruction)],
+            [audio],
+            max_new_tokens=transcript_token_budget(seconds(audio)),
+            temperature=0.0,
+        )
+        for piece in pieces:
+            if isinstance(piece, str):
+                # The model gives no times: the pipeline makes the window one segment.
+                yield TranscriptPiece(piece)
+
+    def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:
+        messages: list[Message] = []
+        audios: list[Audio] = []
+        for turn in request.history:
+            heard = turn.audio is not None and fits(turn.audio, self.max_audio_seconds)
+            if heard and turn.audio is not None:
+                audios.append(turn.audio)
+            messages.append(_user(int(heard), turn.question))
+            messages.append({"role": "assistant", "content": turn.answer})
+        hears = hears_all(request, self.max_audio_seconds)
+        if request.audios and not hears:
+            logger.info(
+                "audio longer than %g s: answering from the transcript", self.max_audio_seconds
+            )
+        current = request.audios if hears else []
+        audios.extend(current)
+        messages.append(_user(len(current), question_text(request, hears)))
+        return self._generate(
+            messages,
+            audios,
+            max_new_tokens=request.max_new_tokens,
+            temperature=request.temperature,
+        )
+
+    def _generate(
+        self,
+        messages: list[Message],
+        audios: list[Audio],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+    ) -> Iterator[str | GenerationStats]:
+        conversation = [{"role": "system", "content": SYSTEM_PROMPT}, *messages]
+        text = self.processor.apply_chat_template(
+            conversation, add_generation_prompt=True, tokenize=False
+        )
+        inputs = self.processor(
+            text=text,
+            audio=audios or None,
+            sampling_rate=SAMPLE_RATE,
+            return_tensors="pt",
+            padding=True,
+        ).to(self.model.device)
+        return stream_generate(
+            self.model,
+            self.processor.tokenizer,
+            dict(inputs),
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+        )

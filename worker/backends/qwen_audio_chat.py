@@ -1,0 +1,237 @@
+"""Qwen-Audio-Chat (v1) through the code that ships in its checkpoint (`trust_remote_code`).
+
+That code was written for transformers 4.32 and breaks on 5.x, so this backend runs in its own
+environment (deploy/requirements-qwen-audio-chat.txt) and refuses to load elsewhere. The model
+takes audio only as a file path inside the query (`<audio>path</audio>`, which its tokenizer
+decodes with the ffmpeg command), so each audio input is written to a temporary WAV file. Its
+`chat_stream` drops the audio (it unpacks `make_context` into two values, losing `audio_info`),
+so this backend builds the context with the checkpoint's own `make_context` and streams
+`generate(..., audio_info=..., stop_words_ids=...)` itself. Special tokens are kept when
+decoding: the model's timestamps (`<|2.33|>`) stay in the text as it gives them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from shared.config import Settings
+from shared.errors import ModelError
+from worker.audio import SAMPLE_RATE, Audio
+from worker.backends.base import AnswerRequest, GenerationStats, TranscriptPiece
+from worker.backends.checkpoint import checkpoint_folder
+from worker.backends.prompting import (
+    SYSTEM_PROMPT,
+    fits,
+    hears_all,
+    question_text,
+    seconds,
+    transcript_token_budget,
+    with_hints,
+)
+from worker.backends.streaming import stream_generate
+from worker.gpu import (
+    choose_device,
+    describe_placement,
+    device_map,
+    quantization_config,
+    uses_gpu,
+)
+
+logger = logging.getLogger(__name__)
+
+# Releases whose API the checkpoint's code works with: from 4.32 up to, not including, 4.54.
+WORKING_TRANSFORMERS = ((4, 32), (4, 54))
+# The transcription question of the original Qwen-Audio-Chat demos.
+TRANSCRIBE_QUESTION = "what does the person say?"
+# Chat control tokens: where a turn starts and ends. Not part of any answer.
+CONTROL_TOKENS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
+
+
+class IncompatibleTransformers(RuntimeError):
+    """The installed transformers is one the checkpoint's code does not work with."""
+
+
+def check_transformers(version: str) -> None:
+    """Refuse a transformers release outside the range the remote code works with."""
+    release = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    low, high = WORKING_TRANSFORMERS
+    if not low <= release < high:
+        raise IncompatibleTransformers(
+            f"qwen-audio-chat needs transformers >=4.32,<4.54 (its checkpoint's code breaks on "
+            f"newer releases), but {version} is installed: run this worker in the environment "
+            "of deploy/requirements-qwen-audio-chat.txt (docs/gpu.md)"
+        )
+
+
+class KeepTimestamps:
+    """The tokenizer as the streamer sees it: special tokens are decoded, so timestamps such as
+    `<|2.33|>` stay in the text; only the chat control tokens are dropped."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+
+    def decode(self, token_ids: Any, **kwargs: Any) -> str:
+        text = str(self._tokenizer.decode(token_ids, **{**kwargs, "skip_special_tokens": False}))
+        for token in CONTROL_TOKENS:
+            text = text.replace(token, "")
+        return text
+
+
+def write_wav(folder: Path, name: str, audio: Audio) -> str:
+    """`audio` as a 16 kHz 16-bit WAV file in `folder`, for the model to read; its path."""
+    path = folder / f"{name}.wav"
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(pcm.tobytes())
+    return str(path)
+
+
+class QwenAudioChatBackend:
+    name = "qwen-audio-chat"
+    hears_audio = True
+    max_audio_seconds = 30.0
+
+    def __init__(self, model: Any, tokenizer: Any, remote: ModuleType, device: str) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        # The checkpoint's own module: `make_context` and `get_stop_words_ids` come from it.
+        self._remote = remote
+        self.device = device
+
+    @classmethod
+    def load(cls, settings: Settings) -> QwenAudioChatBackend:
+        """Load the checkpoint in `AUDIOCHAT_MODEL_PATH` with its own code, offline."""
+        import transformers
+
+        check_transformers(transformers.__version__)
+        folder = checkpoint_folder(settings)
+        device = choose_device(settings.device)
+        started = time.perf_counter()
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            folder, trust_remote_code=True, local_files_only=True
+        )
+        # The checkpoint's code sets its precision from these flags, not from torch_dtype.
+        precision = {"bf16": True} if uses_gpu(device) else {"fp32": True}
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            folder,
+            trust_remote_code=True,
+            local_files_only=True,
+            device_map=device_map(device),
+            quantization_config=quantization_config(settings.quantization, device),
+            **precision,
+        )
+        model.eval()  # type: ignore[no-untyped-call]
+        # `make_context` lives beside the model class, in the checkpoint's own modules.
+        remote = sys.modules[type(model).__module__]
+        for name in ("make_context", "get_stop_words_ids"):
+            if not hasattr(remote, name):
+                raise IncompatibleTransformers(f"the checkpoint's code has no {name}()")
+        placement = describe_placement(model, device)
+        logger.info(
+            "qwen-audio-chat loaded from %s on %s (%s) in %.1f s",
+            folder,
+            placement,
+            settings.quantization,
+            time.perf_counter() - started,
+        )
+        return cls(model, tokenizer, remote, placement)
+
+    def transcribe(
+        self, audio: Audio, *, language: str | None, prompt: str | None = None
+    ) -> Iterator[TranscriptPiece]:
+        if not fits(audio, self.max_audio_seconds):
+            raise ModelError(
+                f"{seconds(audio):.1f} s of audio is more than the model hears at once "
+                f"({self.max_audio_seconds:g} s); split it into windows first"
+            )
+        with tempfile.TemporaryDirectory(prefix="audiochat-qwen-") as tmp:
+            query = self.tokenizer.from_list_format(
+                [
+                    {"audio": write_wav(Path(tmp), "audio", audio)},
+                    {"text": with_hints(TRANSCRIBE_QUESTION, language, prompt)},
+                ]
+            )
+            pieces = self._generate(
+                query, [], max_new_tokens=transcript_token_budget(seconds(audio)), temperature=0.0
+            )
+            for piece in pieces:
+                if isinstance(piece, str):
+                    # No times from the model here: the pipeline makes the window one segment.
+                    yield TranscriptPiece(piece)
+
+    def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:
+        with tempfile.TemporaryDirectory(prefix="audiochat-qwen-") as tmp:
+            folder = Path(tmp)
+            history: list[tuple[str, str]] = []
+            for i, turn in enumerate(request.history):
+                items: list[dict[str, str]] = []
+                if turn.audio is not None and fits(turn.audio, self.max_audio_seconds):
+                    items.append({"audio": write_wav(folder, f"turn-{i}", turn.audio)})
+                items.append({"text": turn.question})
+                history.append((self.tokenizer.from_list_format(items), turn.answer))
+            hears = hears_all(request, self.max_audio_seconds)
+            if request.audios and not hears:
+                logger.info(
+                    "audio longer than %g s: answering from the transcript",
+                    self.max_audio_seconds,
+                )
+            items = [
+                {"audio": write_wav(folder, f"part-{i}", audio)}
+                for i, audio in enumerate(request.audios if hears else [])
+            ]
+            text = question_text(request, hears)
+            if text:
+                items.append({"text": text})
+            query = self.tokenizer.from_list_format(items)
+            yield from self._generate(
+                query,
+                history,
+                max_new_tokens=request.max_new_tokens,
+                temperature=request.temperature,
+            )
+
+    def _generate(
+        self,
+        query: str,
+        history: list[tuple[str, str]],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+    ) -> Iterator[str | GenerationStats]:
+        """Stream the answer to `query` after `history`; the audio files must exist until the
+        context is made (the checkpoint's tokenizer reads them then)."""
+        import torch
+
+        config = self.model.generation_config
+        _raw_text, context_tokens, audio_info = self._remote.make_context(
+            self.tokenizer,
+            query,
+            history=history,
+            system=SYSTEM_PROMPT,
+            max_window_size=config.max_window_size,
+            chat_format=config.chat_format,
+        )
+        stop_words_ids = self._remote.get_stop_words_ids(config.chat_format, self.tokenizer)
+        input_ids = torch.tensor([context_tokens], device=self.model.device)
+        return stream_generate(
+            self.model,
+            KeepTimestamps(self.tokenizer),
+            {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)},
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            audio_info=audio_info,
+            stop_words_ids=stop_words_ids,
+        )
