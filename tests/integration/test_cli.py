@@ -10,13 +10,18 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.processes import REPO_ROOT, audiochat_command, free_port
+from api.auth import hash_api_key
+from tests.conftest import start_stack
+from tests.support.processes import REPO_ROOT, RedisServer, audiochat_command, free_port
 from tests.support.stack import Stack
+
+API_KEY = "ac_cli_test_key"
 
 
 def audiochat(
@@ -32,6 +37,24 @@ def audiochat(
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="module")
+def keyed_stack(workdir: Path, redis_server: RedisServer) -> Iterator[Stack]:
+    """A gateway that needs an API key, with the scripted backend."""
+    env = {
+        "AUDIOCHAT_STORAGE_URL": f"file://{workdir / 'cli-keyed-objects'}",
+        "AUDIOCHAT_MODEL": "echo",
+        "AUDIOCHAT_API_KEYS": json.dumps({hash_api_key(API_KEY): "cli"}),
+    }
+    running = start_stack(
+        workdir / "cli-keyed-stack",
+        redis_server.url(14),
+        env,
+        {"worker-cli": {"AUDIOCHAT_BACKEND_CLASS": "tests.fakes.backends:ScriptedBackend"}},
+    )
+    yield running
+    running.close()
 
 
 def test_ask_text_shows_the_answer_and_exits_zero(fake_stack: Stack) -> None:
@@ -127,6 +150,26 @@ def test_url_comes_from_the_environment(fake_stack: Stack) -> None:
     result = audiochat("jobs", "show", job["id"], env={"AUDIOCHAT_URL": fake_stack.url})
     assert result.returncode == 0, result.stderr
     assert "t0" in result.stdout
+
+
+def test_api_key_comes_from_the_flag_or_the_environment(keyed_stack: Stack) -> None:
+    refused = audiochat("jobs", "list", "--url", keyed_stack.url)
+    assert refused.returncode == 1
+    assert "401 unauthorized" in refused.stderr
+
+    wrong = audiochat("jobs", "list", "--url", keyed_stack.url, "--api-key", "not-it")
+    assert wrong.returncode == 1
+    assert "401 unauthorized" in wrong.stderr
+
+    env = {"AUDIOCHAT_URL": keyed_stack.url, "AUDIOCHAT_API_KEY": API_KEY}
+    asked = audiochat("ask", "--text", "tokens:2", "--json", env=env)
+    assert asked.returncode == 0, asked.stderr
+    job = json.loads(asked.stdout)
+    assert job["answer"] == "t0 t1"
+
+    listed = audiochat("jobs", "list", "--json", "--url", keyed_stack.url, "--api-key", API_KEY)
+    assert listed.returncode == 0, listed.stderr
+    assert [record["id"] for record in json.loads(listed.stdout)] == [job["id"]]
 
 
 def test_an_unknown_job_exits_one_with_404(fake_stack: Stack) -> None:
