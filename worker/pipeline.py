@@ -127,7 +127,7 @@ class JobPipeline:
         try:
             run(job_id)
         except JobCanceled:
-            logger.info("job_id=%s canceled; %s stopped", job_id, stage)
+            logger.info("canceled; %s stopped", stage, extra={"job_id": job_id})
         except Exception as exc:
             self._fail(job_id, exc)
         finally:
@@ -182,7 +182,7 @@ class JobPipeline:
             transcript_windows=windows,
         )
         self._events.publish(job_id, EventName.TRANSCRIPT_COMPLETED, {"text": transcript})
-        logger.info("job_id=%s transcribed in %.2f s", job_id, durations.transcribe_seconds)
+        logger.info("transcribed in %.2f s", durations.transcribe_seconds, extra={"job_id": job_id})
         if job.task is JobTask.TRANSCRIBE:
             end_job(self._jobs, self._events, job_id, JobStatus.SUCCEEDED)
 
@@ -218,7 +218,7 @@ class JobPipeline:
             finish_reason=finish_reason,
             durations=durations,
         )
-        logger.info("job_id=%s answered in %.2f s", job_id, durations.answer_seconds)
+        logger.info("answered in %.2f s", durations.answer_seconds, extra={"job_id": job_id})
 
     def _answer_request(self, job: JobRead) -> AnswerRequest:
         """What the model needs to answer: audio only if it can hear, history with its audio."""
@@ -252,14 +252,14 @@ class JobPipeline:
         None if it ended, the stage is done, or a live worker is running it already."""
         job = self._jobs.get(job_id)
         if job is None:
-            logger.warning("job_id=%s not found (expired?); stage skipped", job_id)
+            logger.warning("not found (expired?); stage skipped", extra={"job_id": job_id})
             return None
         if job.status.is_terminal or done(job):
-            logger.info("job_id=%s already %s; %s skipped", job_id, job.status.value, stage)
+            logger.info("already %s; %s skipped", job.status.value, stage, extra={"job_id": job_id})
             return None
         attempt = self._running.claim(job_id, self.worker_name, stage)
         if attempt == HELD_ELSEWHERE or attempt == 0:
-            logger.info("job_id=%s %s runs elsewhere; this delivery skipped", job_id, stage)
+            logger.info("%s runs elsewhere; this delivery skipped", stage, extra={"job_id": job_id})
             return None
         if attempt > self._settings.max_stage_attempts:
             raise WorkerLost(
@@ -330,7 +330,9 @@ class JobPipeline:
 
     def _fail(self, job_id: str, exc: Exception) -> None:
         error = exc if isinstance(exc, ServiceError) else ModelError(f"{type(exc).__name__}: {exc}")
-        logger.error("job_id=%s failed: %s %s", job_id, error.code, error.message, exc_info=exc)
+        logger.error(
+            "failed: %s %s", error.code, error.message, exc_info=exc, extra={"job_id": job_id}
+        )
         fail_job(self._jobs, self._events, job_id, error)
 
 
