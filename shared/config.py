@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     cache_dir: str = "~/.cache/audiochat"
 
     # How long a job's record, audio and event log are kept after it is created.
-    job_retention_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    job_retention_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_audio_seconds: float = Field(default=600.0, gt=0)
     default_max_new_tokens: int = Field(default=256, ge=1)

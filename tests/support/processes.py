@@ -25,6 +25,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class ProcessExited(RuntimeError):
+    """A process a test waits on has died: waiting longer is pointless."""
+
+
 def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
     """Poll `check` until it is true; fail the test with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -32,6 +36,8 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: flo
         try:
             if check():
                 return
+        except ProcessExited:
+            raise
         except Exception:
             pass
         time.sleep(interval)
@@ -190,7 +196,7 @@ class Gateway:
 
         def ready() -> bool:
             if not self.process.alive():
-                raise RuntimeError(f"gateway exited:\n{self.process.log_tail()}")
+                raise ProcessExited(f"gateway exited:\n{self.process.log_tail()}")
             return httpx.get(self.url + "/readyz", timeout=2).status_code == 200
 
         try:
@@ -218,7 +224,7 @@ class Worker:
 
         def ready() -> bool:
             if not self.process.alive():
-                raise RuntimeError(f"worker exited:\n{self.process.log_tail()}")
+                raise ProcessExited(f"worker exited:\n{self.process.log_tail()}")
             return any(w.pid == self.process.pid for w in registry.live_workers())
 
         try:
