@@ -23,7 +23,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.schemas import EventName, JobEvent, JobStatus
@@ -217,16 +216,9 @@ class MetricsMiddleware:
 
 
 def _route_template(scope: Scope) -> str:
-    """The path template of the route that served (or would serve) this request."""
-    route = scope.get("route")
-    if route is None:
-        # Answered before routing (a middleware refused it): find the route it was meant for.
-        app = scope.get("app")
-        for candidate in getattr(getattr(app, "router", None), "routes", ()):
-            if candidate.matches(scope)[0] is not Match.NONE:
-                route = candidate
-                break
-    path = getattr(route, "path", None)
+    """The path template of the route that served this request; `unmatched` when no route did
+    (a 404, or a request a middleware answered before routing, such as a CORS preflight)."""
+    path = getattr(scope.get("route"), "path", None)
     return path if isinstance(path, str) and path else "unmatched"
 
 
