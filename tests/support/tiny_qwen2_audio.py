@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.support.processes import REPO_ROOT
 
@@ -58,19 +59,48 @@ def run_builder(python: str, module: str, folder: Path, env: dict[str, str] | No
         raise RuntimeError(f"building {folder} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
 
 
-def _save(folder: Path) -> None:
-    import torch
+# The real Qwen2-Audio-7B-Instruct's numbers (its config.json and transformers' defaults):
+# 8.4 billion parameters, 16.8 GB in bf16.
+FULL_SIZE_TEXT = {
+    "vocab_size": 156_032,
+    "hidden_size": 4096,
+    "intermediate_size": 11_008,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "max_position_embeddings": 8192,
+    "rms_norm_eps": 1e-5,
+}
+FULL_SIZE_AUDIO = {
+    "num_mel_bins": 128,
+    "encoder_layers": 32,
+    "encoder_attention_heads": 20,
+    "encoder_ffn_dim": 5120,
+    "d_model": 1280,
+    "max_source_positions": 1500,
+}
+TINY_TEXT = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 8192,
+}
+# 1500 positions: the encoder takes 30 s of features (3000 frames), like the real one.
+TINY_AUDIO = {
+    "num_mel_bins": MEL_BINS,
+    "encoder_layers": 1,
+    "encoder_attention_heads": 2,
+    "encoder_ffn_dim": 32,
+    "d_model": 16,
+    "max_source_positions": 1500,
+}
+
+
+def _bpe_tokenizer() -> Any:
+    """A byte-level BPE tokenizer trained here, with the model's special tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import (
-        GenerationConfig,
-        PreTrainedTokenizerFast,
-        Qwen2AudioConfig,
-        Qwen2AudioEncoderConfig,
-        Qwen2AudioForConditionalGeneration,
-        Qwen2AudioProcessor,
-        Qwen2Config,
-        WhisperFeatureExtractor,
-    )
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -82,8 +112,38 @@ def _save(folder: Path) -> None:
         show_progress=False,
     )
     bpe.train_from_iterator(CORPUS * 8, trainer)
+    return bpe
+
+
+def _word_tokenizer(size: int) -> Any:
+    """A tokenizer with `size` entries, each a word: a random model's every token decodes to
+    text, so streaming can be timed at full vocabulary size."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
+    vocab.update({f"w{i}": i for i in range(len(SPECIAL_TOKENS), size)})
+    words = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<|endoftext|>"))
+    words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return words
+
+
+def save_checkpoint(folder: Path, full_size: bool = False) -> None:
+    """Build the checkpoint in this process: toy size, or the real model's size (bf16)."""
+    import torch
+    from transformers import (
+        GenerationConfig,
+        PreTrainedTokenizerFast,
+        Qwen2AudioConfig,
+        Qwen2AudioEncoderConfig,
+        Qwen2AudioForConditionalGeneration,
+        Qwen2AudioProcessor,
+        Qwen2Config,
+        WhisperFeatureExtractor,
+    )
+
+    backend = _word_tokenizer(FULL_SIZE_TEXT["vocab_size"]) if full_size else _bpe_tokenizer()
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe,
+        tokenizer_object=backend,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         additional_special_tokens=[
@@ -91,40 +151,38 @@ def _save(folder: Path) -> None:
         ],
     )
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+    audio_sizes = FULL_SIZE_AUDIO if full_size else TINY_AUDIO
     processor = Qwen2AudioProcessor(
-        feature_extractor=WhisperFeatureExtractor(feature_size=MEL_BINS, sampling_rate=16_000),
+        feature_extractor=WhisperFeatureExtractor(
+            feature_size=audio_sizes["num_mel_bins"], sampling_rate=16_000
+        ),
         tokenizer=tokenizer,
     )
+    text_sizes = FULL_SIZE_TEXT if full_size else {**TINY_TEXT, "vocab_size": len(tokenizer)}
     text = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=8192,
+        **text_sizes,
         bos_token_id=ids["<|endoftext|>"],
         eos_token_id=ids["<|im_end|>"],
         pad_token_id=ids["<|endoftext|>"],
     )
-    # 1500 positions: the encoder takes 30 s of features (3000 frames), like the real one.
-    audio = Qwen2AudioEncoderConfig(
-        num_mel_bins=MEL_BINS,
-        encoder_layers=1,
-        encoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        d_model=16,
-        max_source_positions=1500,
-    )
     config = Qwen2AudioConfig(
-        audio_config=audio, text_config=text, audio_token_index=ids["<|AUDIO|>"]
+        audio_config=Qwen2AudioEncoderConfig(**audio_sizes),
+        text_config=text,
+        audio_token_index=ids["<|AUDIO|>"],
     )
     torch.manual_seed(0)
-    model = Qwen2AudioForConditionalGeneration(config)
+    previous = torch.get_default_dtype()
+    # At full size the weights are made in bf16 directly: 17 GB of memory, not 34.
+    torch.set_default_dtype(torch.bfloat16 if full_size else previous)
+    try:
+        model = Qwen2AudioForConditionalGeneration(config)
+    finally:
+        torch.set_default_dtype(previous)
+    # A random model at full size would stop at random: it gets no end token, so it runs to
+    # max_new_tokens and tokens per second can be measured.
+    stops = None if full_size else [ids["<|im_end|>"], ids["<|endoftext|>"]]
     model.generation_config = GenerationConfig(
-        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
-        pad_token_id=ids["<|endoftext|>"],
-        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=stops, pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"]
     )
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
@@ -132,4 +190,4 @@ def _save(folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    _save(Path(sys.argv[1]))
+    save_checkpoint(Path(sys.argv[1]))
