@@ -62,7 +62,12 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        extras = [f"{key}={value}" for key, value in _fields(record).items()]
+        # Only plain values: a library's structured extras (Celery's `data`) repeat the message.
+        extras = [
+            f"{key}={value}"
+            for key, value in _fields(record).items()
+            if isinstance(value, str | int | float | bool)
+        ]
         job_id = getattr(record, "job_id", None)
         if job_id:
             extras.append(f"job_id={job_id}")

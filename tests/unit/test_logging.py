@@ -73,7 +73,8 @@ def test_json_line_carries_the_traceback() -> None:
 
 
 def test_text_line_ends_with_fields_and_job_id() -> None:
-    text = TextFormatter().format(_record("submitted", job_id="abc", model="echo"))
+    record = _record("submitted", job_id="abc", model="echo", data={"args": "('abc',)"})
+    text = TextFormatter().format(record)
     assert text.endswith("INFO worker.pipeline: submitted model=echo job_id=abc")
     assert TextFormatter().format(_record("plain")).endswith("worker.pipeline: plain")
 
