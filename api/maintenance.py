@@ -42,11 +42,16 @@ def reap(services: Services, running: RunningJobs) -> int:
                 job.id,
                 WorkerLost(f"the worker running {claim.stage} died {attempts} times"),
             )
-            logger.error("job_id=%s failed: worker-lost after %d attempts", job.id, attempts)
+            logger.error(
+                "failed: worker-lost after %d attempts", attempts, extra={"job_id": job.id}
+            )
         else:
             services.queue.enqueue(job, from_stage=claim.stage)
             logger.warning(
-                "job_id=%s requeued: worker %s died during %s", job.id, claim.worker, claim.stage
+                "requeued: worker %s died during %s",
+                claim.worker,
+                claim.stage,
+                extra={"job_id": job.id},
             )
     return handled
 

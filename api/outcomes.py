@@ -82,5 +82,7 @@ async def wait_for_end(
                     await task
     if collector.done() and not collector.cancelled():
         return collector.result()
-    logger.info("job_id=%s: the client went away before the job ended; the job goes on", job_id)
+    logger.info(
+        "the client went away before the job ended; the job goes on", extra={"job_id": job_id}
+    )
     return None

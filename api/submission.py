@@ -15,6 +15,7 @@ from typing import BinaryIO
 from api.deps import Services
 from api.idempotency import Claim, fingerprint
 from api.limits import check_capacity
+from shared.config import Settings
 from shared.errors import (
     AudioTooLong,
     Conflict,
@@ -45,11 +46,19 @@ class IncomingAudio:
     filename: str | None
 
 
-def _size(stream: BinaryIO) -> int:
+def check_audio(settings: Settings, stream: BinaryIO, max_seconds: float, field: str) -> float:
+    """Seconds of audio in `stream`, after checking its size and that it decodes as audio
+    of at most `max_seconds`; the stream is left at its start."""
     stream.seek(0, 2)
     size = stream.tell()
     stream.seek(0)
-    return size
+    if size > settings.max_upload_bytes:
+        raise UploadTooLarge(f"the upload is larger than {settings.max_upload_bytes} bytes")
+    if size == 0:
+        raise InvalidAudio("the audio file is empty", field=field)
+    info = probe_audio(stream, max_seconds, settings.probe_time_limit_seconds)
+    stream.seek(0)
+    return round(info.duration_seconds, 3)
 
 
 def _probe(services: Services, audio: Sequence[IncomingAudio]) -> list[float]:
@@ -57,15 +66,8 @@ def _probe(services: Services, audio: Sequence[IncomingAudio]) -> list[float]:
     settings = services.settings
     seconds: list[float] = []
     for part in audio:
-        size = _size(part.stream)
-        if size > settings.max_upload_bytes:
-            raise UploadTooLarge(f"the upload is larger than {settings.max_upload_bytes} bytes")
-        if size == 0:
-            raise InvalidAudio("the audio file is empty", field="audio")
         remaining = settings.max_audio_seconds - sum(seconds)
-        info = probe_audio(part.stream, remaining, settings.probe_time_limit_seconds)
-        seconds.append(round(info.duration_seconds, 3))
-        part.stream.seek(0)
+        seconds.append(check_audio(settings, part.stream, remaining, "audio"))
     if sum(seconds) > settings.max_audio_seconds:
         raise AudioTooLong(f"the audio is longer than {settings.max_audio_seconds:g} s")
     return seconds

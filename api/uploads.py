@@ -10,10 +10,9 @@ import logging
 from datetime import timedelta
 
 from api.deps import Services
-from api.submission import IncomingAudio
-from shared.errors import InvalidAudio, ServiceError, ServiceUnavailable, UploadTooLarge
+from api.submission import IncomingAudio, check_audio
+from shared.errors import ServiceError, ServiceUnavailable
 from shared.jobs import utcnow
-from shared.media import probe_audio
 from shared.storage import escape_filename, upload_key
 from shared.uploads import UploadRecord, new_upload_id
 
@@ -26,15 +25,9 @@ def store_upload(
     """Check, store and record one recording; return its record."""
     settings = services.settings
     stream = audio.stream
+    seconds = check_audio(settings, stream, settings.max_audio_seconds, "file")
     stream.seek(0, 2)
     size = stream.tell()
-    stream.seek(0)
-    if size > settings.max_upload_bytes:
-        raise UploadTooLarge(f"the upload is larger than {settings.max_upload_bytes} bytes")
-    if size == 0:
-        raise InvalidAudio("the audio file is empty", field="file")
-    info = probe_audio(stream, settings.max_audio_seconds, settings.probe_time_limit_seconds)
-    seconds = round(info.duration_seconds, 3)
     stream.seek(0)
 
     upload_id = new_upload_id()

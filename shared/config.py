@@ -49,8 +49,6 @@ class Settings(BaseSettings):
     max_window_seconds: float | None = Field(default=None, gt=0)
     # Import path `package.module:Class` of a backend outside audiochat (plugins, test fakes).
     backend_class: str | None = None
-    # Where converted model files are cached (the embedded LLM is converted from GGUF once).
-    cache_dir: str = "~/.cache/audiochat"
 
     # How long a job's record, audio and event log are kept after it is created.
     job_retention_seconds: int = Field(default=7 * 24 * 3600, ge=1)

@@ -27,7 +27,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "task_default_queue": queue_for_model(settings.model),
         "worker_hijack_root_logger": False,
-        "worker_send_task_events": False,
+        # Task events let Flower show tasks as they are received, started and finished.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
     }
 
 

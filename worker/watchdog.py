@@ -41,10 +41,10 @@ class Watchdog:
             if current is None or time.monotonic() - current.started < current.hard_limit:
                 continue
             logger.error(
-                "job_id=%s %s ran past its hard limit of %g s; failing it and exiting",
-                current.job_id,
+                "%s ran past its hard limit of %g s; failing it and exiting",
                 current.stage,
                 current.hard_limit,
+                extra={"job_id": current.job_id},
             )
             try:
                 self._pipeline.fail_current(

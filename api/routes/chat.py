@@ -65,7 +65,9 @@ def _transcript_hook(services: Services, tenant: str, submitted: ChatJob) -> Tra
             )
         except redis.exceptions.RedisError as exc:
             # Only later turns lose a little context; this answer is not affected.
-            logger.warning("job_id=%s: keeping the transcript failed: %s", submitted.job.id, exc)
+            logger.warning(
+                "keeping the transcript failed: %s", exc, extra={"job_id": submitted.job.id}
+            )
 
     return remember
 
@@ -174,7 +176,7 @@ async def _chunks(
                 if include_usage:
                     yield _chunk(submitted, None, usage=usage)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        logger.warning("job_id=%s: event stream lost: %s", submitted.job.id, exc)
+        logger.warning("event stream lost: %s", exc, extra={"job_id": submitted.job.id})
         outcome.error = {"code": ServiceUnavailable.code, "message": "Redis is unavailable"}
     if outcome.error is not None:
         yield _error_event(outcome.error["code"], outcome.error["message"])

@@ -179,7 +179,7 @@ async def _deltas(services: Services, job_id: str) -> AsyncIterator[ServerSentEv
             elif event.event is EventName.TRANSCRIPT_COMPLETED:
                 yield data_event({"type": "transcript.text.done", "text": outcome.transcript or ""})
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        logger.warning("job_id=%s: event stream lost: %s", job_id, exc)
+        logger.warning("event stream lost: %s", exc, extra={"job_id": job_id})
         outcome.error = {"code": ServiceUnavailable.code, "message": "Redis is unavailable"}
     if outcome.error is not None:
         code = outcome.error["code"]

@@ -6,6 +6,7 @@ seconds; nothing here asserts on time, only on how every job ends.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
+from shared.workers import WorkerRegistry
 from tests.conftest import start_stack
 from tests.support.processes import S3_ENV, RedisServer, S3Server, Worker, wait_for
 from tests.support.stack import Stack
@@ -45,16 +47,21 @@ class FaultStack:
     redis_server: RedisServer
     s3_server: S3Server
     supervise: threading.Event = field(default_factory=threading.Event)
-    restarts: int = 0
 
     @property
     def worker(self) -> Worker:
         return self.stack.workers[0]
 
-    def restart_worker(self) -> None:
-        self.worker.stop()
-        self.worker.start()
-        self.restarts += 1
+    def worker_ready(self) -> bool:
+        """The worker process is up and its heartbeat says it can take jobs."""
+        process = self.worker.process
+        if not process.alive():
+            return False
+        registry = WorkerRegistry(self.redis_server.client())
+        return any(w.pid == process.pid for w in registry.live_workers())
+
+    def wait_worker_ready(self) -> None:
+        wait_for(self.worker_ready, 90, "the worker to be back and ready", interval=0.2)
 
     def restart_s3(self) -> None:
         """Start the S3 server again; a fresh moto server has no buckets, unlike MinIO."""
@@ -89,11 +96,9 @@ def _supervise(faults: FaultStack, stop: threading.Event) -> None:
     """Like a process supervisor: while asked to, restart the worker whenever it dies."""
     while not stop.wait(0.2):
         if faults.supervise.is_set() and not faults.worker.process.alive():
-            try:
+            # If it dies again while starting, the next round tries again.
+            with contextlib.suppress(RuntimeError):
                 faults.worker.start()
-                faults.restarts += 1
-            except RuntimeError:
-                pass  # it died again while starting; try on the next round
 
 
 @pytest.fixture(scope="module")
@@ -134,4 +139,4 @@ def supervised(faults: FaultStack) -> Iterator[FaultStack]:
     faults.supervise.set()
     yield faults
     faults.supervise.clear()
-    wait_for(faults.worker.process.alive, 60, "the worker to be back")
+    faults.wait_worker_ready()

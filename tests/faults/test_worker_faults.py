@@ -43,7 +43,7 @@ def test_a_job_that_kills_its_worker_every_time_fails_with_worker_lost(
     assert final["error"]["code"] == "worker-lost"
     assert final["answer_attempts"] == 3
     # The worker comes back and serves the next job.
-    wait_for(supervised.worker.process.alive, 60, "the worker to be back")
+    supervised.wait_worker_ready()
     after = supervised.final(supervised.stack.submit_text("hello again")["id"])
     assert after["status"] == "succeeded"
 
@@ -70,10 +70,7 @@ def test_a_hung_stage_is_failed_at_the_hard_limit_and_the_worker_replaced(
     pid = supervised.worker.process.pid
     final = supervised.final(supervised.stack.submit_text("hang:60")["id"])
     assert final["status"] == "failed" and final["error"]["code"] == "timeout"
-    wait_for(
-        lambda: supervised.worker.process.alive() and supervised.worker.process.pid != pid,
-        60,
-        "a new worker process",
-    )
+    wait_for(lambda: supervised.worker.process.pid != pid, 60, "a new worker process")
+    supervised.wait_worker_ready()
     after = supervised.final(supervised.stack.submit_text("still there?")["id"])
     assert after["status"] == "succeeded"
