@@ -181,6 +181,22 @@ def ask(
 
 
 @cli.group()
+def keys() -> None:
+    """API keys."""
+
+
+@keys.command("new")
+@click.option("--tenant", required=True, help="The tenant the key belongs to.")
+def new_key(tenant: str) -> None:
+    """Make a key for TENANT: print it once, and the entry the gateway needs (its hash)."""
+    from api.auth import hash_api_key, new_api_key
+
+    key = new_api_key()
+    click.echo(f"key (give it to the client; it is not stored anywhere): {key}")
+    click.echo(f'add to AUDIOCHAT_API_KEYS: "{hash_api_key(key)}": "{tenant}"')
+
+
+@cli.group()
 def jobs() -> None:
     """List, show, follow and cancel jobs."""
 

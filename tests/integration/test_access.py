@@ -209,3 +209,17 @@ def test_gateway_refuses_to_listen_beyond_loopback_without_keys(tmp_path: Path) 
     )
     assert result.returncode != 0
     assert "AUDIOCHAT_API_KEYS" in result.stderr
+
+
+def test_cli_makes_a_key_the_gateway_accepts(tmp_path: Path) -> None:
+    made = subprocess.run(
+        [sys.executable, "-m", "cli.main", "keys", "new", "--tenant", "erin"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    key = made.split("key (give it to the client; it is not stored anywhere): ", 1)[1].split()[0]
+    entry = made.split("add to AUDIOCHAT_API_KEYS: ", 1)[1].strip()
+    assert json.loads("{" + entry + "}") == {hash_api_key(key): "erin"}
+    assert key not in entry
