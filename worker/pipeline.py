@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,39 +42,16 @@ from worker.backends.base import (
     AnswerRequest,
     GenerationStats,
     ModelBackend,
-    TranscriptPiece,
     Turn,
 )
 from worker.gpu import free_cached_memory
+from worker.pieces import DeltaCoalescer, collect_segments, split_stats
 from worker.windows import Window, split_windows
 
 logger = logging.getLogger(__name__)
 
 # How often a streaming stage looks at the job's status to notice a cancel.
 _CANCEL_CHECK_SECONDS = 0.2
-
-
-class DeltaCoalescer:
-    """Joins text pieces so a job publishes at most `rate` delta events per second."""
-
-    def __init__(self, publish: EventPublisher, job_id: str, event: EventName, rate: float):
-        self._publish = publish
-        self._job_id = job_id
-        self._event = event
-        self._interval = 1.0 / rate
-        self._pending: list[str] = []
-        self._last_flush = 0.0
-
-    def add(self, piece: str) -> None:
-        self._pending.append(piece)
-        if time.monotonic() - self._last_flush >= self._interval:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._pending:
-            self._publish.publish(self._job_id, self._event, {"text": "".join(self._pending)})
-            self._pending.clear()
-            self._last_flush = time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -165,7 +142,7 @@ class JobPipeline:
                     prompt=job.transcription_prompt,
                 )
                 bounds = (offset + window.start / SAMPLE_RATE, offset + window.end / SAMPLE_RATE)
-                timed = _collect_segments(pieces, segments, *bounds)
+                timed = collect_segments(pieces, segments, *bounds)
                 window_texts.append(self._stream(job_id, EventName.TRANSCRIPT_DELTA, timed).strip())
                 windows += 1
             texts.append(" ".join(text for text in window_texts if text))
@@ -192,7 +169,7 @@ class JobPipeline:
             return
         started = time.perf_counter()
         stats: list[GenerationStats] = []
-        pieces = _split_stats(self.backend.answer(self._answer_request(job)), stats)
+        pieces = split_stats(self.backend.answer(self._answer_request(job)), stats)
         answer = self._stream(job_id, EventName.ANSWER_DELTA, pieces).strip()
         final = stats[-1] if stats else None
         finish_reason = final.finish_reason if final else "stop"
@@ -334,43 +311,3 @@ class JobPipeline:
             "failed: %s %s", error.code, error.message, exc_info=exc, extra={"job_id": job_id}
         )
         fail_job(self._jobs, self._events, job_id, error)
-
-
-def _collect_segments(
-    pieces: Iterable[TranscriptPiece],
-    segments: list[TranscriptSegment],
-    offset: float,
-    window_end: float,
-) -> Iterator[str]:
-    """The text of a window's transcript pieces; each timed piece goes into `segments`, its
-    times shifted by `offset` (where the window starts in the job's audio). Pieces without
-    times (models that stream tokens, not timed segments) make one segment: the window."""
-    untimed: list[str] = []
-    for piece in pieces:
-        if piece.start is None and piece.end is None:
-            untimed.append(piece.text)
-        else:
-            segments.append(
-                TranscriptSegment(
-                    text=piece.text.strip(),
-                    start=None if piece.start is None else round(piece.start + offset, 3),
-                    end=None if piece.end is None else round(piece.end + offset, 3),
-                )
-            )
-        yield piece.text
-    text = "".join(untimed).strip()
-    if text:
-        segments.append(
-            TranscriptSegment(text=text, start=round(offset, 3), end=round(window_end, 3))
-        )
-
-
-def _split_stats(
-    items: Iterable[str | GenerationStats], stats: list[GenerationStats]
-) -> Iterator[str]:
-    """The text pieces of an answer stream; its GenerationStats go into `stats`."""
-    for item in items:
-        if isinstance(item, GenerationStats):
-            stats.append(item)
-        else:
-            yield item
