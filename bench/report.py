@@ -31,6 +31,12 @@ def _load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _median(values: list[float]) -> float:
+    from bench.stats import percentile
+
+    return percentile(values, 50) or 0.0
+
+
 def _fmt(value: Any, digits: int = 1) -> str:
     if value is None:
         return "\u2013"
@@ -64,6 +70,8 @@ def _by(measured: float, target: float, lower_is_better: bool = True) -> str:
         return "\u2013"
     if factor <= 1:
         return f"within ({factor:.2f}\u00d7 of the limit)"
+    if not lower_is_better:
+        return f"short by {factor:.2f}\u00d7"
     return f"{factor:.2f}\u00d7 the limit"
 
 
@@ -386,6 +394,12 @@ def _queue_section(queue: dict[str, Any], targets: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+def _service_rest(s: dict[str, Any]) -> float:
+    """Service time not spent in the worker's two stages: what the queue and the HTTP add."""
+    stages = (s["worker_transcribe_seconds"] or 0) + (s["worker_answer_seconds"] or 0)
+    return float(s["seconds"] - stages)
+
+
 def _e2e_section(e2e: dict[str, Any], targets: list[list[str]]) -> str:
     rows = []
     for c in e2e["clips"]:
@@ -395,13 +409,13 @@ def _e2e_section(e2e: dict[str, Any], targets: list[list[str]]) -> str:
                 f"`{c['clip']}`",
                 c["source"],
                 c["audio_seconds"],
-                round(d["seconds"], 2),
-                round(s["seconds"], 2),
-                round(c["ratio"], 3),
+                f"{d['seconds']:.2f}",
+                f"{s['seconds']:.2f}",
+                f"{c['ratio']:.3f}",
                 c["same_transcript"],
                 c["same_answer"],
-                c.get("wer_direct"),
-                c.get("wer_service"),
+                _fmt(c.get("wer_direct"), 3),
+                _fmt(c.get("wer_service"), 3),
             ]
         )
     parts = []
@@ -410,17 +424,12 @@ def _e2e_section(e2e: dict[str, Any], targets: list[list[str]]) -> str:
         parts.append(
             [
                 f"`{c['clip']}`",
-                round(d["transcribe_seconds"], 2),
-                round(d["answer_seconds"], 2),
-                s["accepted_seconds"],
-                s["worker_transcribe_seconds"],
-                s["worker_answer_seconds"],
-                round(
-                    s["seconds"]
-                    - (s["worker_transcribe_seconds"] or 0)
-                    - (s["worker_answer_seconds"] or 0),
-                    3,
-                ),
+                f"{d['transcribe_seconds']:.2f}",
+                f"{d['answer_seconds']:.2f}",
+                f"{s['accepted_seconds']:.3f}",
+                f"{s['worker_transcribe_seconds'] or 0:.2f}",
+                f"{s['worker_answer_seconds'] or 0:.2f}",
+                f"{_service_rest(s):.3f}",
             ]
         )
     summary = e2e["summary"]
@@ -445,6 +454,7 @@ def _e2e_section(e2e: dict[str, Any], targets: list[list[str]]) -> str:
         ]
     )
     params = e2e["params"]
+    rest = _median([_service_rest(c["service"]) for c in e2e["clips"]])
     return "\n".join(
         [
             "## 2. End to end on the embedded models\n",
@@ -474,7 +484,12 @@ def _e2e_section(e2e: dict[str, Any], targets: list[list[str]]) -> str:
             ),
             "",
             f"p50 over clips: direct {summary['direct_p50_s']:.2f} s, service "
-            f"{summary['service_p50_s']:.2f} s; p50 of the per-clip ratios {ratio:.3f}.\n",
+            f"{summary['service_p50_s']:.2f} s; p50 of the per-clip ratios {ratio:.3f}. "
+            "The ratio moves with the machine's noise (the same answer of up to "
+            f"{params['max_new_tokens']} tokens takes different times run to run); what "
+            "audiochat itself adds is the service time outside the "
+            "worker's two stages (`service rest` below): p50 "
+            f"{rest:.3f} s, {100 * rest / summary['direct_p50_s']:.1f} % of the direct p50.\n",
             "Where the service time goes (seconds): the direct run's two parts; the service's "
             "`POST` (upload, probe, store, enqueue), the stage times the worker recorded, and the "
             "rest (queueing, fetching and decoding the audio in the worker, events, SSE):\n",
@@ -607,7 +622,7 @@ def _upload_section(upload: dict[str, Any], targets: list[list[str]]) -> str:
                 [
                     store,
                     f"{int(size)} MB",
-                    m["seconds_best"],
+                    f"{m['seconds_best']:.3f}",
                     m["mb_per_s_best"],
                     m["rss_growth_mb_max"],
                     m["vmhwm_mb"],
@@ -660,49 +675,140 @@ def _upload_section(upload: dict[str, Any], targets: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-FINDINGS = """## Findings and proposed fixes
+def _share(summary: dict[str, Any] | None, name: str, kind: str = "inclusive_own") -> float:
+    """The share of samples of the first frame whose function is `name` (0 if absent)."""
+    for entry in (summary or {}).get(kind, []):
+        if entry["frame"].split(" (", 1)[0] == name:
+            return float(entry["share"])
+    return 0.0
 
-What the profiles and the CPU table above point at, and what to change. Each item names the
-code; none of these is applied by the benchmarks.
 
-1. **The gateway spends more CPU per job than the whole floor chain does.** A spoken question
-   is two HTTP requests (the `POST` and the SSE stream) through the middleware stack, a hop to
-   the thread pool for `submit_job`, a PyAV probe of the upload, the store write, the job
-   record, the `queued` event, the Celery `apply_async`, and per SSE client an `EXISTS`, an
-   `XRANGE` replay and the relay. The profile's inclusive shares say which of these dominate
-   on this run. Proposed: (a) cache the live-worker check for a second or two in the gateway
-   instead of running it on every `POST`; (b) fold the record, the `queued` event and the
-   index update into one pipeline/Lua call (`shared/jobs.py`, `shared/events.py`).
+def _pct(share: float) -> str:
+    return f"{100 * share:.0f} %"
 
-2. **`WorkerRegistry.live_workers` walks the keyspace.** It `SCAN`s for `audiochat:worker:*`,
-   and a retained job leaves its record, event log and counter behind, so the check's cost
-   grows with the number of jobs kept (see the measurement in section 1). Proposed (in
-   `shared/workers.py` and `shared/events.py`): keep heartbeats in one sorted set
-   `audiochat:workers` scored by expiry (`ZADD` on beat, `ZRANGEBYSCORE now +inf` to read,
-   `ZREMRANGEBYSCORE` to prune), so the check is one round trip whatever the keyspace holds.
-3. **The worker decodes the audio even when the backend ignores it**, and decoding is a
-   temp-directory copy plus a new PyAV resampler per part (`JobPipeline._load_audio`,
-   `worker/audio.py::decode_audio`); for short clips with the `echo` backend this is the
-   largest share of the worker's time. For real models it is small next to inference, but a
-   local store could be decoded in place instead of copied, and 16 kHz mono input needs no
-   resampler.
-4. **The S3 store buffers the upload in memory.** `S3Store.put` calls boto3's `upload_fileobj`
-   with the default `TransferConfig`: multipart uploads of 8 MiB parts, up to ten read into
-   memory at once, so the gateway's peak memory grows with the file up to that bound (section 4).
-   Proposed (`shared/storage.py`): pass `Config=TransferConfig(max_concurrency=2,
-   max_in_memory_upload_chunks=2)` — or hand boto3 the spooled file's path with `upload_file`,
-   which reads parts from disk — so memory stays flat.
-5. **Probing an upload decodes all of it.** `shared/media.py::probe_audio` decodes every frame
-   to measure the duration; for a large PCM WAV this is a visible share of the upload's time in
-   the gateway profile. For PCM codecs the duration follows from the data size and the header;
-   decoding could stop early for them (after checking a few frames decode).
-6. **Fan-out cost is per client per event.** Each live event is put on every client's queue,
-   then, per client, turned into JSON, a `ServerSentEvent`, encoded and written through the
-   middleware `send` wrappers (metrics, body-size limit) to the socket, one write per event per
-   client. Proposed (`api/hub.py`, `api/routes/jobs.py`): serialise each event once in the hub
-   (the SSE frame as bytes, shared by all clients), and let streaming responses bypass the
-   per-message middleware wrappers.
-"""
+
+def _findings(results: dict[str, dict[str, Any] | None]) -> str:
+    """What the measurements and profiles point at, and the fix proposed for each."""
+    items: list[str] = []
+    queue, fanout, upload = results["queue"], results["fanout"], results["upload"]
+    if queue and queue.get("live_workers_check"):
+        check = queue["live_workers_check"]
+        items.append(
+            "**The gateway's live-worker check walks the whole keyspace on every `POST`.** "
+            "`submit_job` calls `WorkerRegistry.live_workers` (`shared/workers.py`), which "
+            "`SCAN`s for `audiochat:worker:*` 100 keys at a time; every job leaves its record, "
+            "event log and counter for the retention period (a week by default), so the check "
+            "costs more the more jobs are kept: "
+            f"{check['before']['ms']:.1f} ms with {check['before']['keys']:,} keys, "
+            f"{check['after']['ms']:.1f} ms with {check['after']['keys']:,} keys in this run — "
+            "which is also why the gateway's CPU per job rises from level to level in the table "
+            "above. In production it grows without bound with traffic. Proposed: keep "
+            "heartbeats in one sorted set `audiochat:workers` scored by expiry time (`ZADD` on "
+            "each beat, `ZRANGEBYSCORE key now +inf` plus one `MGET` to read, "
+            "`ZREMRANGEBYSCORE` to prune) in `shared/workers.py`, with the key name in "
+            "`shared/events.py`: one round trip whatever the keyspace holds. Until then, "
+            "caching the answer for a second in the gateway removes it from the hot path."
+        )
+    if queue and queue.get("profiles"):
+        worker = queue["profiles"].get("worker")
+        load = max(_share(worker, "JobPipeline._load_audio"), _share(worker, "decode_audio"))
+        if load >= 0.1:
+            items.append(
+                "**For a short spoken question the worker's largest cost is fetching and "
+                f"decoding the audio** ({_pct(load)} of the echo worker's samples in "
+                "`JobPipeline._load_audio`): a temporary directory, a copy of the object out of "
+                "the store, then PyAV with a new resampler per part (`worker/audio.py`), even "
+                "though the `echo` backend ignores the samples. With a real model this is small "
+                "next to inference, but it is a fixed cost per job: a local store could be read "
+                "in place rather than copied, and input that is already 16 kHz mono needs no "
+                "resampler."
+            )
+        gateway = queue["profiles"].get("gateway")
+        spoken, floor = queue["audio"]["levels"], queue["floor"]["levels"]
+        heavier = bool(spoken and floor) and spoken[0]["cpu_ms_per_job"].get("gateway", 0) > sum(
+            floor[0]["cpu_ms_per_job"].values()
+        )
+        if gateway and "inclusive_own" in gateway and heavier:
+            skip = {"<module>", "serve", "MetricsMiddleware.__call__", "BodySizeLimit.__call__"}
+            top = [
+                f"`{e['frame'].split(' (', 1)[0]}` {_pct(e['share'])}"
+                for e in gateway["inclusive_own"]
+                if e["frame"].split(" (", 1)[0] not in skip
+            ][:8]
+            items.append(
+                "**The gateway spends more CPU per spoken job than the floor's worker, Redis and "
+                "producer together spend per chain** (CPU table above). A job is two HTTP "
+                "requests through the middleware stack (metrics, body-size limit), a hop to the "
+                "thread pool for `submit_job`, the live-worker check, a PyAV probe of the upload, "
+                "the store write, the record, the `queued` event and Celery's `apply_async`, then "
+                "per SSE client an `EXISTS`, an `XRANGE` replay and the relay. The heaviest of "
+                "audiochat's own functions in the gateway's profile, inclusive: "
+                + ", ".join(top)
+                + ". Once the live-worker check is fixed, what remains is spread over these "
+                "steps; the next candidates are fewer Redis round trips per `POST` (record, "
+                "`queued` event and index in one pipeline) and the audio probe."
+            )
+    if upload:
+        s3 = upload["stores"].get("s3")
+        if s3:
+            keys = sorted(s3, key=int)
+            small, large = s3[keys[0]]["rss_growth_mb_max"], s3[keys[-1]]["rss_growth_mb_max"]
+            if large - small > UPLOAD_FLAT_MB:
+                items.append(
+                    "**The S3 store holds a large upload in memory.** `S3Store.put` "
+                    "(`shared/storage.py`) calls boto3's `upload_fileobj` with the default "
+                    "`TransferConfig`: 8 MiB parts, up to ten read into memory at once, so the "
+                    f"gateway's peak grows with the file (+{small:.0f} MB for {keys[0]} MB, "
+                    f"+{large:.0f} MB for {keys[-1]} MB here) up to that bound per concurrent "
+                    "upload. Proposed: hand boto3 the spooled file's path (`upload_file` reads "
+                    "each part from disk), or lower s3transfer's `max_in_memory_upload_chunks` "
+                    "(boto3's `TransferConfig` takes no keyword for it: set the attribute after "
+                    "construction; `max_concurrency` alone does not bound the buffering)."
+                )
+        probe = max(
+            _share((upload["stores"].get(st, {}).get(k) or {}).get("profile"), "probe_audio")
+            for st in upload["stores"]
+            for k in upload["stores"][st]
+        )
+        if probe >= 0.1:
+            items.append(
+                "**Probing an upload decodes all of it.** `shared/media.py::probe_audio` "
+                "decodes every frame to measure the duration: up to "
+                f"{_pct(probe)} of the gateway's samples during a large upload. For PCM "
+                "codecs the duration follows from the data size and the header; decoding could "
+                "stop after a few frames for them."
+            )
+    if fanout and fanout.get("profiles", {}).get("gateway"):
+        prof = fanout["profiles"]["gateway"]
+        largest = fanout["levels"][-1]
+        write = _share(prof, "RequestResponseCycle.send", "self")
+        loop = _share(prof, "Runner.run", "self")
+        own = (
+            _share(prof, "job_events.<locals>.stream")
+            + _share(prof, "EventHub._dispatch")
+            + _share(prof, "EventHub.follow")
+        )
+        dumps = _share(prof, "dumps", "self") + _share(prof, "JSONEncoder.iterencode", "self")
+        items.append(
+            "**Fan-out costs the gateway work per client per event.** Every live event becomes "
+            f"{largest['clients']:,} socket writes from one Python process: in the profile, "
+            f"{_pct(write)} of the samples are uvicorn's `send` (one transport write per client "
+            f"per event) and {_pct(loop)} the event loop itself; audiochat's own per-client "
+            f"code (the hub's dispatch and `follow`, and the route's `stream`) is {_pct(own)}, "
+            f"of which JSON serialisation repeated for every client is {_pct(dumps)}. So the "
+            "gateway's code can only trim this: serialise each event once in the hub and yield "
+            "the same SSE frame bytes to every client (`api/hub.py`, `api/routes/jobs.py`; "
+            "sse-starlette passes bytes through). What scales it is more gateway processes "
+            "(`uvicorn --workers N`, or several replicas): each holds one subscription, so "
+            "Redis still sees a fixed number of connections per process, and each process "
+            "carries only its share of the clients."
+        )
+    body = "\n".join(f"{i}. {text}\n" for i, text in enumerate(items, 1))
+    return (
+        "## Findings and proposed fixes\n\n"
+        "What the measurements and profiles point at, and what to change; the benchmarks "
+        "apply none of it.\n\n" + body
+    )
 
 
 def write_report() -> Path:
@@ -782,7 +888,7 @@ def write_report() -> Path:
         "Pending: no GPU was available to the run that wrote this document. The plan: the "
         "`qwen2-audio` backend at full size with random weights, one job at a time versus "
         "several queued jobs — time to first token, tokens per second, GPU memory.\n",
-        FINDINGS,
+        _findings(results),
     ]
     DOC.write_text("\n".join(part for part in doc if part is not None).rstrip() + "\n")
     log(f"wrote {DOC.relative_to(REPO_ROOT)}")
