@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     # Deltas are coalesced so a job publishes at most this many events per second.
     max_events_per_second: float = Field(default=20.0, gt=0)
+    # Celery task events (received, started, succeeded) for Flower to show tasks; they cost a
+    # few Redis messages per task, so they are off unless a deployment runs Flower.
+    celery_task_events: bool = False
     # Must exceed the longest job: an unacknowledged task is redelivered after it.
     broker_visibility_timeout: int = Field(default=3600, ge=60)
 

@@ -36,7 +36,9 @@ def worker_key(worker_name: str) -> str:
     return f"audiochat:worker:{worker_name}"
 
 
-WORKER_KEY_PATTERN = "audiochat:worker:*"
+# Every worker's name, scored by when its heartbeat expires: finding the live workers is one
+# range read, however many other keys Redis holds.
+WORKERS_KEY = "audiochat:workers"
 
 # Jobs whose stage is running now: job id -> {worker, stage, started}; the reaper's worklist.
 RUNNING_JOBS_KEY = "audiochat:running"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
+from typing import Any
 
 import redis
 from pydantic import BaseModel
 
-from shared.events import WORKER_KEY_PATTERN, worker_key
+from shared.events import WORKERS_KEY, worker_key
 
 
 class WorkerInfo(BaseModel):
@@ -33,16 +35,30 @@ class WorkerRegistry:
         self.ttl_seconds = ttl_seconds
 
     def beat(self, info: WorkerInfo) -> None:
-        self._redis.set(worker_key(info.name), info.model_dump_json(), ex=self.ttl_seconds)
+        expires = time.time() + self.ttl_seconds
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(worker_key(info.name), info.model_dump_json(), ex=self.ttl_seconds)
+            pipe.zadd(WORKERS_KEY, {info.name: expires})
+            pipe.execute()
 
     def remove(self, name: str) -> None:
-        self._redis.delete(worker_key(name))
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(worker_key(name))
+            pipe.zrem(WORKERS_KEY, name)
+            pipe.execute()
 
     def live_workers(self, model: str | None = None) -> list[WorkerInfo]:
         """Workers whose heartbeat has not expired, optionally only those serving `model`."""
-        keys = list(self._redis.scan_iter(match=WORKER_KEY_PATTERN, count=100))
+        now = time.time()
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(WORKERS_KEY, "-inf", now)
+            pipe.zrangebyscore(WORKERS_KEY, now, "+inf")
+            names: Any = pipe.execute()[1]
+        if not names:
+            return []
         workers = []
-        for raw in self._redis.mget(keys) if keys else []:
+        keys = [worker_key(n.decode() if isinstance(n, bytes) else n) for n in names]
+        for raw in self._redis.mget(keys):
             if raw is None:
                 continue
             info = WorkerInfo.model_validate(json.loads(raw))

@@ -28,8 +28,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": queue_for_model(settings.model),
         "worker_hijack_root_logger": False,
         # Task events let Flower show tasks as they are received, started and finished.
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        "worker_send_task_events": settings.celery_task_events,
+        "task_send_sent_event": settings.celery_task_events,
     }
 
 
