@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 import redis.asyncio as aioredis
 import redis.exceptions
+from sse_starlette import ServerSentEvent
 
 from shared.events import EVENTS_CHANNEL, event_from_stream_entry, job_events_key
 from shared.schemas import EventName, JobEvent
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 _RESYNC: Final = object()
 _QUEUE_SIZE = 1024
+_FRAME_CACHE_SIZE = 4096
 
 
 class EventHub:
@@ -41,6 +43,23 @@ class EventHub:
         self._subscribers: dict[str, set[asyncio.Queue[object]]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        # Each event encoded once as an SSE frame, however many clients follow its job.
+        self._frames: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+
+    def frame(self, job_id: str, event: JobEvent) -> bytes:
+        """The event as Server-Sent Events bytes, encoded once for all of its clients."""
+        key = (job_id, event.id)
+        encoded = self._frames.get(key)
+        if encoded is None:
+            encoded = ServerSentEvent(
+                data=json.dumps(event.data, ensure_ascii=False),
+                event=event.event.value,
+                id=str(event.id),
+            ).encode()
+            self._frames[key] = encoded
+            if len(self._frames) > _FRAME_CACHE_SIZE:
+                self._frames.popitem(last=False)
+        return encoded
 
     @property
     def client_count(self) -> int:

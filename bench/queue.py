@@ -329,8 +329,9 @@ def run(quick: bool, profile: bool) -> dict[str, Any]:
 
 
 def _live_workers_cost(redis_url: str, calls: int = 20) -> dict[str, Any]:
-    """What the gateway's per-POST check for a live worker costs with the keyspace as it is:
-    `WorkerRegistry.live_workers` SCANs for heartbeat keys, so it walks every key."""
+    """What the gateway's per-POST check for a live worker costs with the keyspace as it is
+    (it must stay flat as jobs leave keys behind: `WorkerRegistry.live_workers` reads one
+    sorted set)."""
     from shared.workers import WorkerRegistry
 
     client = redis.Redis.from_url(redis_url)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -252,14 +252,10 @@ async def job_events(
         raise JobNotFound(f"no job {job_id}")
     after = last_event_id_header if last_event_id_header is not None else last_event_id or 0
 
-    async def stream() -> AsyncIterator[ServerSentEvent]:
+    async def stream() -> AsyncIterator[bytes]:
         event: JobEvent
         async for event in hub.follow(job_id, after):
-            yield ServerSentEvent(
-                data=json.dumps(event.data, ensure_ascii=False),
-                event=event.event.value,
-                id=str(event.id),
-            )
+            yield hub.frame(job_id, event)
 
     return EventSourceResponse(
         stream(),
