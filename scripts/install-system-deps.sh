@@ -7,6 +7,8 @@ declare -A commands=(
   [ffmpeg]=ffmpeg
   [espeak-ng]=espeak-ng
   [sox]=sox
+  # scripts/stack.sh waits for the gateway's /readyz with it.
+  [curl]=curl
   # The web page's browser test: headless Chromium with a fake microphone (Playwright drives it).
   [chromium]=chromium
   [chromium-driver]=chromedriver
