@@ -106,7 +106,7 @@ class Authenticator:
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
 
-def authenticate(request: Request) -> str:
+async def authenticate(request: Request) -> str:
     """The tenant of this request (an app-wide dependency: every route is covered)."""
     authenticator: Authenticator = request.app.state.authenticator
     path = request.url.path
@@ -117,7 +117,7 @@ def authenticate(request: Request) -> str:
         if request.method == "POST":
             # Requests that create work count against the key's per-minute budget.
             services = request.app.state.services
-            check_rate(services.redis, tenant, services.settings.rate_limit_per_minute)
+            await check_rate(services.aioredis, tenant, services.settings.rate_limit_per_minute)
     request.state.tenant = tenant
     return tenant
 

@@ -39,7 +39,9 @@ class Services:
     uploads: UploadRepository
 
 
-def get_services(request: Request) -> Services:
+# `async def` although they do no I/O: FastAPI would run a plain `def` dependency in its thread
+# pool, one hop per dependency per request.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -47,15 +49,15 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings(services: ServicesDep) -> Settings:
+async def get_settings(services: ServicesDep) -> Settings:
     return services.settings
 
 
-def get_jobs(services: ServicesDep) -> JobRepository:
+async def get_jobs(services: ServicesDep) -> JobRepository:
     return services.jobs
 
 
-def get_hub(services: ServicesDep) -> EventHub:
+async def get_hub(services: ServicesDep) -> EventHub:
     return services.hub
 
 

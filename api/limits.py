@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import redis
+import redis.asyncio as aioredis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import problem_response
@@ -55,17 +56,17 @@ class BodySizeLimit:
         await self.app(scope, counting_receive, send)
 
 
-def check_rate(client: redis.Redis, tenant: str, per_minute: int) -> None:
+async def check_rate(client: aioredis.Redis, tenant: str, per_minute: int) -> None:
     """Count one request against the tenant's budget for this minute; 429 when over it."""
     if per_minute <= 0:
         return
     now = time.time()
     window = int(now // 60)
     key = rate_window_key(tenant, window)
-    with client.pipeline(transaction=True) as pipe:
+    async with client.pipeline(transaction=True) as pipe:
         pipe.incr(key)
         pipe.expire(key, 120)
-        count = int(pipe.execute()[0])
+        count = int((await pipe.execute())[0])
     if count > per_minute:
         retry_after = max(1, int(60 - now % 60))
         raise TooManyRequests(

@@ -22,6 +22,12 @@ ACCEPTED_CONTAINERS = frozenset(
 )
 
 
+# Options for every FFmpeg open of audio. FFmpeg reads up to 5 MB to learn a stream's
+# parameters; audio containers carry them in their first kilobytes, and with PCM WAV the full
+# read cost 6 ms an open (measured), paid once by the gateway's probe and once per stage.
+OPEN_OPTIONS = {"probesize": "8192"}
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     container: str
@@ -69,6 +75,7 @@ def probe_audio(source: Path | BinaryIO, max_seconds: float, time_limit: float =
     options = {
         "format_whitelist": ",".join(sorted(ACCEPTED_CONTAINERS)),
         "protocol_whitelist": "file",
+        **OPEN_OPTIONS,
     }
     try:
         container = av.open(

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.errors import InvalidAudio
+from shared.media import OPEN_OPTIONS
 
 SAMPLE_RATE = 16_000
 
@@ -25,7 +26,7 @@ def decode_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> Audio:
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     chunks: list[Audio] = []
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), options=OPEN_OPTIONS) as container:
             for frame in container.decode(audio=0):
                 chunks.extend(_samples(f) for f in resampler.resample(frame))
             chunks.extend(_samples(f) for f in resampler.resample(None))
