@@ -9,6 +9,8 @@ import redis
 import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
+# TenantDep is defined with authentication and re-exported: every `...Dep` alias is found here.
+from api.auth import TenantDep
 from api.hub import EventHub
 from api.idempotency import IdempotencyKeys
 from api.queue import JobQueue
@@ -65,8 +67,5 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 JobsDep = Annotated[JobRepository, Depends(get_jobs)]
 HubDep = Annotated[EventHub, Depends(get_hub)]
 
-
-# Re-exported so routes find every dependency alias here.
-from api.auth import TenantDep  # noqa: E402
 
 __all__ = ["HubDep", "JobsDep", "Services", "ServicesDep", "SettingsDep", "TenantDep"]

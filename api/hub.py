@@ -21,7 +21,12 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from sse_starlette import ServerSentEvent
 
-from shared.events import EVENTS_CHANNEL, event_from_stream_entry, job_events_key
+from shared.events import (
+    EVENTS_CHANNEL,
+    event_from_message,
+    event_from_stream_entry,
+    job_events_key,
+)
 from shared.schemas import EventName, JobEvent
 
 logger = logging.getLogger(__name__)
@@ -111,11 +116,10 @@ class EventHub:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _dispatch(self, payload: bytes | str) -> None:
-        message = json.loads(payload)
-        event = JobEvent(id=message["id"], event=EventName(message["event"]), data=message["data"])
+        job_id, event = event_from_message(payload)
         if self.on_event is not None:
-            self.on_event(message["job_id"], event)
-        queues = self._subscribers.get(message["job_id"])
+            self.on_event(job_id, event)
+        queues = self._subscribers.get(job_id)
         if not queues:
             return
         for queue in queues:

@@ -122,9 +122,3 @@ def event_from_message(payload: str | bytes) -> tuple[str, JobEvent]:
     message = json.loads(payload)
     event = JobEvent(id=message["id"], event=EventName(message["event"]), data=message["data"])
     return message["job_id"], event
-
-
-def read_events(client: redis.Redis, job_id: str, after: int = 0) -> list[JobEvent]:
-    """A job's logged events with ids greater than `after`."""
-    entries: Any = client.xrange(job_events_key(job_id), min=f"({after}-0" if after else "-")
-    return [event_from_stream_entry(entry_id, fields) for entry_id, fields in entries]

@@ -8,8 +8,8 @@ from shared.events import (
     EVENTS_CHANNEL,
     EventPublisher,
     event_from_message,
+    event_from_stream_entry,
     job_events_key,
-    read_events,
 )
 from shared.jobs import JobRepository, new_job_id, utcnow
 from shared.schemas import EventName, JobRead, JobStatus
@@ -36,11 +36,13 @@ def test_each_event_is_logged_and_published_with_the_same_id(redis_server: Redis
     assert [(j, e.id, e.data) for j, e in published] == [
         (job_id, i, {"text": f"é{i - 1}"}) for i in ids
     ]
-    logged = read_events(client, job_id)
+    logged = [event_from_stream_entry(i, f) for i, f in client.xrange(job_events_key(job_id))]
     assert [(e.id, e.event, e.data) for e in logged] == [
         (e.id, e.event, e.data) for _, e in published
     ]
-    assert [e.id for e in read_events(client, job_id, after=1)] == [2, 3]
+    # Replay after an id, as the gateway does for Last-Event-ID (an exclusive range).
+    after = client.xrange(job_events_key(job_id), min="(1-0")
+    assert [event_from_stream_entry(i, f).id for i, f in after] == [2, 3]
     assert 0 < client.ttl(job_events_key(job_id)) <= 600
     json.dumps([e.model_dump() for e in logged])
 
