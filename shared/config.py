@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # Celery task events (received, started, succeeded) for Flower to show tasks; they cost a
     # few Redis messages per task, so they are off unless a deployment runs Flower.
     celery_task_events: bool = False
+    # A worker keeps retrying Redis for at least this long (a restart, a failover) before the
+    # stage gives up; the job then stays claimed and the reaper requeues it once Redis is back.
+    redis_outage_seconds: float = Field(default=60.0, ge=0)
     # Must exceed the longest job: an unacknowledged task is redelivered after it.
     broker_visibility_timeout: int = Field(default=3600, ge=60)
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import time
 
 import redis
+from redis.backoff import EqualJitterBackoff
+from redis.retry import Retry
 
 from shared.config import Settings
 from shared.jobs import JobRepository, utcnow
@@ -25,6 +28,14 @@ from worker.tasks import register_tasks
 from worker.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
+
+
+def outage_retry(seconds: float) -> Retry:
+    """A retry policy that keeps trying Redis for at least `seconds`: pauses grow from 50 ms
+    to between 0.5 and 1 s, so a restart is ridden out instead of failing the running stage
+    (redis-py's default gives up within a second). A command retried after its reply was lost
+    may run twice; for an event that means a repeated delta, rare and visible, not a lost job."""
+    return Retry(EqualJitterBackoff(cap=1.0, base=0.05), retries=4 + math.ceil(seconds / 0.5))
 
 
 def build_pipeline(
@@ -52,7 +63,11 @@ def build_pipeline(
 def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     """Run a worker for `settings.model`: pool `solo`, so tasks run where the model was loaded."""
     client = redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+        settings.redis_url,
+        socket_connect_timeout=5,
+        socket_timeout=30,
+        health_check_interval=30,
+        retry=outage_retry(settings.redis_outage_seconds),
     )
     metrics = WorkerMetrics(settings.model)
     if settings.worker_metrics_port:

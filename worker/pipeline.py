@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
 from shared.config import Settings
 from shared.errors import (
     JobCanceled,
@@ -101,15 +103,28 @@ class JobPipeline:
             "answer": self._settings.answer_time_limit,
         }
         self.current = RunningStage(job_id, stage, time.monotonic(), limits[stage])
+        release = True
         try:
             run(job_id)
         except JobCanceled:
             logger.info("canceled; %s stopped", stage, extra={"job_id": job_id})
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # Redis stayed away past the client's retries. That is no fault of the job, and
+            # failing it now would be wrong the moment Redis returns. The claim stays; this
+            # worker's heartbeat no longer names the job, so the reaper requeues it.
+            logger.error(
+                "Redis unreachable (%s); %s left for the reaper to requeue",
+                exc,
+                stage,
+                extra={"job_id": job_id},
+            )
+            release = False
         except Exception as exc:
             self._fail(job_id, exc)
         finally:
             self.current = None
-            self._running.release(job_id)
+            if release:
+                self._running.release(job_id)
             free_cached_memory()
 
     def fail_current(self, error: ServiceError) -> None:

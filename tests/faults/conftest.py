@@ -34,6 +34,8 @@ FAULT_SETTINGS = {
     "AUDIOCHAT_TRANSCRIBE_TIME_LIMIT": "30",
     "AUDIOCHAT_BROKER_VISIBILITY_TIMEOUT": "60",
     "AUDIOCHAT_REDIS_MAX_CONNECTIONS": "8",
+    # Workers retry Redis for 1 to about 3.5 s, so outage tests stay short.
+    "AUDIOCHAT_REDIS_OUTAGE_SECONDS": "1",
 }
 
 BUCKET = "audiochat-faults"

@@ -9,15 +9,23 @@ from shared.events import JOB_INDEX_KEY
 from tests.faults.conftest import FaultStack
 from tests.support.processes import wait_for
 
+# The fault stack's worker retries Redis for at least 1 s and at most about 3.5 s
+# (AUDIOCHAT_REDIS_OUTAGE_SECONDS=1): a shorter outage is ridden out, a longer one is not.
+RIDDEN_OUT_SECONDS = 0.5
+OUTLASTS_RETRIES_SECONDS = 5.0
+# What the scripted backend answers to "slow:20": 20 tokens, 50 ms apart.
+SLOW_20_ANSWER = " ".join(f"s{i}" for i in range(20))
+
 
 def test_redis_restart_gateway_answers_503_fast_and_queued_jobs_finish(
     faults: FaultStack,
 ) -> None:
     stack = faults.stack
     # One job runs while Redis goes down; two more wait in the queue behind it.
-    jobs = [stack.submit_text("slow:40"), stack.submit_text("one"), stack.submit_text("two")]
+    jobs = [stack.submit_text("slow:20"), stack.submit_text("one"), stack.submit_text("two")]
     wait_for(lambda: stack.job(jobs[0]["id"])["status"] == "answering", 30, "the first job")
     faults.redis_server.stop()
+    down_since = time.monotonic()
     try:
         for method, path in (("GET", f"/v1/jobs/{jobs[1]['id']}"), ("POST", "/v1/jobs")):
             started = time.monotonic()
@@ -30,12 +38,34 @@ def test_redis_restart_gateway_answers_503_fast_and_queued_jobs_finish(
             assert elapsed < 2.0, elapsed
         assert stack.http.get("/readyz").status_code == 503
         assert stack.http.get("/healthz").status_code == 200
+        # Longer than the worker's retries: the running stage gives up without failing its job.
+        time.sleep(max(0.0, OUTLASTS_RETRIES_SECONDS - (time.monotonic() - down_since)))
     finally:
         faults.redis_server.process.start()
         wait_for(lambda: bool(faults.redis_server.client().ping()), 20, "redis to return")
     finals = [faults.final(job["id"], timeout=120) for job in jobs]
     assert [f["status"] for f in finals] == ["succeeded"] * 3, finals
+    # The interrupted stage was run again, from the start, once Redis was back.
+    assert finals[0]["answer_attempts"] == 2, finals[0]
+    assert finals[0]["answer"] == SLOW_20_ANSWER, finals[0]
     wait_for(lambda: stack.http.get("/readyz").status_code == 200, 20, "the gateway to be ready")
+
+
+def test_a_short_redis_outage_is_ridden_out_by_the_running_stage(faults: FaultStack) -> None:
+    stack = faults.stack
+    job = stack.submit_text("slow:20")
+    wait_for(lambda: stack.job(job["id"])["status"] == "answering", 30, "the job")
+    faults.redis_server.stop()
+    try:
+        time.sleep(RIDDEN_OUT_SECONDS)
+    finally:
+        faults.redis_server.process.start()
+        wait_for(lambda: bool(faults.redis_server.client().ping()), 20, "redis to return")
+    final = faults.final(job["id"], timeout=60)
+    assert final["status"] == "succeeded", final
+    # One attempt: the stage waited for Redis instead of giving up and being requeued.
+    assert final["answer_attempts"] == 1, final
+    assert final["answer"] == SLOW_20_ANSWER, final
 
 
 def test_storage_down_at_submit_is_503_and_leaves_nothing_behind(
