@@ -13,8 +13,8 @@ from tests.support.processes import wait_for
 # (AUDIOCHAT_REDIS_OUTAGE_SECONDS=1): a shorter outage is ridden out, a longer one is not.
 RIDDEN_OUT_SECONDS = 0.5
 OUTLASTS_RETRIES_SECONDS = 5.0
-# What the scripted backend answers to "slow:20": 20 tokens, 50 ms apart.
-SLOW_20_ANSWER = " ".join(f"s{i}" for i in range(20))
+# What the scripted backend answers to "slow:40": 40 tokens, 50 ms apart.
+SLOW_40_ANSWER = " ".join(f"s{i}" for i in range(40))
 
 
 def test_redis_restart_gateway_answers_503_fast_and_queued_jobs_finish(
@@ -22,7 +22,7 @@ def test_redis_restart_gateway_answers_503_fast_and_queued_jobs_finish(
 ) -> None:
     stack = faults.stack
     # One job runs while Redis goes down; two more wait in the queue behind it.
-    jobs = [stack.submit_text("slow:20"), stack.submit_text("one"), stack.submit_text("two")]
+    jobs = [stack.submit_text("slow:40"), stack.submit_text("one"), stack.submit_text("two")]
     wait_for(lambda: stack.job(jobs[0]["id"])["status"] == "answering", 30, "the first job")
     faults.redis_server.stop()
     down_since = time.monotonic()
@@ -47,13 +47,13 @@ def test_redis_restart_gateway_answers_503_fast_and_queued_jobs_finish(
     assert [f["status"] for f in finals] == ["succeeded"] * 3, finals
     # The interrupted stage was run again, from the start, once Redis was back.
     assert finals[0]["answer_attempts"] == 2, finals[0]
-    assert finals[0]["answer"] == SLOW_20_ANSWER, finals[0]
+    assert finals[0]["answer"] == SLOW_40_ANSWER, finals[0]
     wait_for(lambda: stack.http.get("/readyz").status_code == 200, 20, "the gateway to be ready")
 
 
 def test_a_short_redis_outage_is_ridden_out_by_the_running_stage(faults: FaultStack) -> None:
     stack = faults.stack
-    job = stack.submit_text("slow:20")
+    job = stack.submit_text("slow:40")
     wait_for(lambda: stack.job(job["id"])["status"] == "answering", 30, "the job")
     faults.redis_server.stop()
     try:
@@ -65,7 +65,9 @@ def test_a_short_redis_outage_is_ridden_out_by_the_running_stage(faults: FaultSt
     assert final["status"] == "succeeded", final
     # One attempt: the stage waited for Redis instead of giving up and being requeued.
     assert final["answer_attempts"] == 1, final
-    assert final["answer"] == SLOW_20_ANSWER, final
+    assert final["answer"] == SLOW_40_ANSWER, final
+    # And it did wait: its 2 s of tokens took at least as long as the outage more.
+    assert final["durations"]["answer_seconds"] >= 2.0 + RIDDEN_OUT_SECONDS, final
 
 
 def test_storage_down_at_submit_is_503_and_leaves_nothing_behind(
