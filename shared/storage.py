@@ -127,10 +127,11 @@ class S3Store:
     def __init__(self, client: object, bucket: str) -> None:
         self._s3 = client
         self.bucket = bucket
-        # boto3 buffers up to ten 8 MiB parts per upload by default (measured: a 100 MB upload
-        # grew the gateway by ~100 MB); two parts in flight keep memory flat at the same speed.
-        self._transfer = TransferConfig(max_concurrency=2)
-        self._transfer.max_in_memory_upload_chunks = 2
+        # Threaded uploads read parts ahead into memory: by default a 100 MB upload grew the
+        # gateway by ~100 MB, and even with two parts in flight by 36 MB (15 MB for 10 MB).
+        # One part at a time keeps it flat (~10 MB for either size, bench/upload.py), at about
+        # three quarters of the threaded speed against a loopback S3 server.
+        self._transfer = TransferConfig(use_threads=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, bucket: str) -> S3Store:
