@@ -199,3 +199,34 @@ def test_a_model_failing_mid_generation_fails_the_job(
     assert final["status"] == "failed"
     assert final["error"]["code"] == "model-error"
     assert FAILURE in final["error"]["message"]
+
+
+def test_bf16_weights_take_the_float32_audio_features(
+    checkpoint: Path, shared_audio: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GPU loads the checkpoint in bf16; the processor makes float32 features. The same
+    load on CPU, forced to bf16, shows the backend feeds them without a dtype error."""
+    import torch
+
+    from shared.config import Settings
+    from worker.audio import decode_audio
+    from worker.backends import qwen2_audio
+    from worker.backends.base import AnswerRequest, GenerationStats
+
+    monkeypatch.setattr(qwen2_audio, "torch_dtype", lambda device: torch.bfloat16)
+    backend = qwen2_audio.Qwen2AudioBackend.load(
+        Settings(model="qwen2-audio", model_path=str(checkpoint), device="cpu")
+    )
+    assert backend.model.dtype == torch.bfloat16
+    audio = decode_audio(shared_audio / CLIP)
+    request = AnswerRequest(
+        question="what is said?",
+        audios=[audio],
+        transcript=None,
+        history=[],
+        max_new_tokens=4,
+        temperature=0.0,
+    )
+    stats = [p for p in backend.answer(request) if isinstance(p, GenerationStats)]
+    assert stats[-1].completion_tokens == 4
+    assert stats[-1].prompt_tokens > CLIP_AUDIO_TOKENS  # the audio reached the model
