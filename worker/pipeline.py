@@ -110,10 +110,11 @@ class JobPipeline:
             logger.info("canceled; %s stopped", stage, extra={"job_id": job_id})
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             # Redis stayed away past the client's retries. That is no fault of the job, and
-            # failing it now would be wrong the moment Redis returns. The claim stays; this
-            # worker's heartbeat no longer names the job, so the reaper requeues it.
+            # failing it now would be wrong the moment Redis returns. The claim stays: the
+            # broker redelivers the unacknowledged task, or, since this worker's heartbeat no
+            # longer names the job, the reaper requeues it; either runs the stage again.
             logger.error(
-                "Redis unreachable (%s); %s left for the reaper to requeue",
+                "Redis unreachable (%s); %s left to be run again once it is back",
                 exc,
                 stage,
                 extra={"job_id": job_id},

@@ -66,7 +66,7 @@ def test_a_short_redis_outage_is_ridden_out_by_the_running_stage(faults: FaultSt
     # One attempt: the stage waited for Redis instead of giving up and being requeued.
     assert final["answer_attempts"] == 1, final
     assert final["answer"] == SLOW_40_ANSWER, final
-    # And it did wait: its 2 s of tokens took at least as long as the outage more.
+    # And it did wait: the stage took its 2 s of tokens plus the outage.
     assert final["durations"]["answer_seconds"] >= 2.0 + RIDDEN_OUT_SECONDS, final
 
 
