@@ -7,6 +7,7 @@ import threading
 import httpx
 from httpx_sse import connect_sse
 
+from tests.support.processes import Gateway
 from tests.support.stack import Stack
 
 
@@ -46,3 +47,23 @@ def test_clients_following_live_jobs_do_not_add_redis_connections(fake_stack: St
     # 25 clients on one gateway share its single subscription and its two pools (sync and
     # async, 4 connections each in this stack): Redis does not see one connection per client.
     assert during - baseline <= 2 * 4
+
+
+def test_a_quiet_stream_gets_keep_alive_comments_and_still_ends(fake_stack: Stack) -> None:
+    # A second gateway on the same Redis and store, pinging every 0.3 s instead of every 15.
+    env = {**fake_stack.env, "AUDIOCHAT_SSE_KEEPALIVE_SECONDS": "0.3"}
+    gateway = Gateway(env, fake_stack.workdir, name="gateway-keepalive")
+    gateway.start()
+    try:
+        job = fake_stack.submit_text("hang:2")  # one delta, then 2 s of silence
+        lines: list[str] = []
+        with httpx.stream("GET", f"{gateway.url}/v1/jobs/{job['id']}/events", timeout=30) as r:
+            assert r.status_code == 200
+            lines.extend(r.iter_lines())
+    finally:
+        gateway.stop()
+    comments = [line for line in lines if line.startswith(":")]
+    events = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
+    # 2 s of silence at one comment per 0.3 s: several, not one stray.
+    assert len(comments) >= 3, lines
+    assert events[-1] == "done" and "answer.completed" in events, events
