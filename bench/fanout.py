@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from bench import rawhttp
@@ -187,54 +188,47 @@ def run(quick: bool, profile: bool) -> dict[str, Any]:
             "AUDIOCHAT_BACKEND_CLASS": "bench.backends:TickBackend",
             GO_DIR_ENV: str(go_dir),
         }
+
+        def one_level(n: int, name: str, profile_to: Path | None) -> dict[str, Any]:
+            """`n` clients on a fresh gateway process, so its memory is that level's alone."""
+            with gateway(env, workdir, name=name) as gw:
+                return _run_async(
+                    _level(
+                        gw.port,
+                        gw.process.pid,
+                        svc.redis.port,
+                        go_dir,
+                        n,
+                        ticks,
+                        interval_ms,
+                        profile_to,
+                    )
+                )
+
         with worker(worker_env, workdir, "worker-tick"):
             for n in levels:
-                with gateway(env, workdir, name=f"gateway-{n}") as gw:
-                    log(f"fanout: {n} clients, {ticks} events {interval_ms} ms apart")
-                    level = _run_async(
-                        _level(
-                            gw.port,
-                            gw.process.pid,
-                            svc.redis.port,
-                            go_dir,
-                            n,
-                            ticks,
-                            interval_ms,
-                            None,
-                        )
-                    )
-                    del level["profile"]
-                    result["levels"].append(level)
-                    lat = level["latency_ms"]
-                    print(
-                        f"  fanout clients={n} connected={level['connected']} "
-                        f"completed={level['completed']} deliveries={level['deliveries']}/"
-                        f"{level['expected_deliveries']} p50/p99={lat['p50']}/{lat['p99']} ms "
-                        f"rss={level['gateway_rss_mb']} redis={level['gateway_redis_connections']}"
-                        f" connect={level['connect_s']} s",
-                        flush=True,
-                    )
+                log(f"fanout: {n} clients, {ticks} events {interval_ms} ms apart")
+                level = one_level(n, f"gateway-{n}", None)
+                del level["profile"]
+                result["levels"].append(level)
+                lat = level["latency_ms"]
+                print(
+                    f"  fanout clients={n} connected={level['connected']} "
+                    f"completed={level['completed']} deliveries={level['deliveries']}/"
+                    f"{level['expected_deliveries']} p50/p99={lat['p50']}/{lat['p99']} ms "
+                    f"rss={level['gateway_rss_mb']} redis={level['gateway_redis_connections']}"
+                    f" connect={level['connect_s']} s",
+                    flush=True,
+                )
             if profile:
                 # The largest level once more, profiled while the events go out (not while
                 # connecting). Sampling takes CPU from the gateway on a small machine, so this
                 # run's latencies are not reported; the measured runs above had no profiler.
                 n = levels[-1]
-                with gateway(env, workdir, name=f"gateway-{n}-profiled") as gw:
-                    log(f"fanout: {n} clients again, profiled")
-                    out = WORK_DIR / "profiles" / "fanout-gateway.txt"
-                    profiled = _run_async(
-                        _level(
-                            gw.port,
-                            gw.process.pid,
-                            svc.redis.port,
-                            go_dir,
-                            n,
-                            ticks,
-                            interval_ms,
-                            out,
-                        )
-                    )
-                    result["profiles"]["gateway"] = profiled["profile"]
+                log(f"fanout: {n} clients again, profiled")
+                out = WORK_DIR / "profiles" / "fanout-gateway.txt"
+                profiled = one_level(n, f"gateway-{n}-profiled", out)
+                result["profiles"]["gateway"] = profiled["profile"]
     result["load_average_end"] = list(machine_info()["load_average"])
     return result
 
