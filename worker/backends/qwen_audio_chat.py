@@ -1,13 +1,25 @@
 """Qwen-Audio-Chat (v1) through the code that ships in its checkpoint (`trust_remote_code`).
 
 That code was written for transformers 4.32 and breaks on 5.x, so this backend runs in its own
-environment (deploy/requirements-qwen-audio-chat.txt) and refuses to load elsewhere. The model
-takes audio only as a file path inside the query (`<audio>path</audio>`, which its tokenizer
-decodes with the ffmpeg command), so each audio input is written to a temporary WAV file. Its
-`chat_stream` drops the audio (it unpacks `make_context` into two values, losing `audio_info`),
-so this backend builds the context with the checkpoint's own `make_context` and streams
-`generate(..., audio_info=..., stop_words_ids=...)` itself. Special tokens are kept when
-decoding: the model's timestamps (`<|2.33|>`) stay in the text as it gives them.
+environment (deploy/requirements-qwen-audio-chat.txt) and refuses to load elsewhere. What the
+real code does, and this backend relies on (tests/integration/test_qwen_audio_chat.py runs it):
+
+- Audio goes in only as a file path inside the query (`<audio>path</audio>`), which the
+  tokenizer reads with the `ffmpeg` command, so each audio input is written to a temporary WAV.
+  The same tags in any text would make it read whatever path or URL they name, so every text
+  that reaches the query is defused first (`defuse`). Clips under 30 ms break its audio encoder
+  and are padded with silence.
+- Its mel filterbank is read from beside the module transformers imports the code from (the
+  modules cache, not the checkpoint): the model class's `from_pretrained` copies it there. So
+  the tokenizer cannot process audio before the model is loaded, and the modules cache must be
+  writable.
+- `make_context` returns three values (text, tokens, `audio_info`); `chat_stream` unpacks two
+  and drops the audio, so this backend streams `generate(..., audio_info=..., stop_words_ids=...)`
+  itself.
+- Its tokenizer cannot decode the 782 ids past its last token (padding of the embedding), and
+  raises on an audio tag without `audio_info`; generated ids like these are dropped, with the
+  chat control tokens. Timestamps (`<|2.33|>`) stay in the text as the model gives them.
+- Precision comes from the `bf16`/`fp32` flags of its config, not from `torch_dtype`.
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ from shared.config import Settings
 from shared.errors import ModelError
 from worker.audio import SAMPLE_RATE, Audio
 from worker.backends.base import AnswerRequest, GenerationStats, TranscriptPiece
-from worker.backends.checkpoint import checkpoint_folder
+from worker.backends.checkpoint import CheckpointMissing, checkpoint_folder
 from worker.backends.prompting import (
     SYSTEM_PROMPT,
     fits,
@@ -44,6 +56,7 @@ from worker.gpu import (
     describe_placement,
     device_map,
     quantization_config,
+    torch_dtype,
     uses_gpu,
 )
 
@@ -53,8 +66,10 @@ logger = logging.getLogger(__name__)
 WORKING_TRANSFORMERS = ((4, 32), (4, 54))
 # The transcription question of the original Qwen-Audio-Chat demos.
 TRANSCRIBE_QUESTION = "what does the person say?"
-# Chat control tokens: where a turn starts and ends. Not part of any answer.
-CONTROL_TOKENS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
+# The tags that make the tokenizer read a file or URL: never let them through from any text.
+AUDIO_TAGS = ("<audio>", "</audio>")
+# The audio encoder's convolutions need at least 3 mel frames (30 ms at 16 kHz).
+MIN_AUDIO_SAMPLES = 480
 
 
 class IncompatibleTransformers(RuntimeError):
@@ -73,24 +88,51 @@ def check_transformers(version: str) -> None:
         )
 
 
-class KeepTimestamps:
-    """The tokenizer as the streamer sees it: special tokens are decoded, so timestamps such as
-    `<|2.33|>` stay in the text; only the chat control tokens are dropped."""
+def precision_flags(device: str) -> dict[str, bool]:
+    """The config flags the checkpoint's code sets its precision from (it ignores `torch_dtype`
+    once built): bf16 on a GPU, as the checkpoint was trained; float32 on the CPU."""
+    return {"bf16": True} if uses_gpu(device) else {"fp32": True}
+
+
+def defuse(text: str) -> str:
+    """`text` with its audio tags broken by a word joiner: it reads the same, but the tokenizer
+    no longer takes `<audio>/etc/passwd</audio>` or `<audio>http://…</audio>` as audio to load."""
+    for tag in AUDIO_TAGS:
+        text = text.replace(tag, tag[0] + "\u2060" + tag[1:])
+    return text
+
+
+class AnswerText:
+    """The tokenizer as the streamer sees it. Timestamps such as `<|2.33|>` stay in the text;
+    the chat control tokens, audio tags and ids the tokenizer has no token for are dropped, as
+    the checkpoint's own decoder would raise on them."""
 
     def __init__(self, tokenizer: Any) -> None:
         self._tokenizer = tokenizer
+        self._dropped = {
+            tokenizer.im_start_id,
+            tokenizer.im_end_id,
+            tokenizer.eod_id,
+            tokenizer.audio_start_id,
+            tokenizer.audio_end_id,
+            tokenizer.audio_pad_id,
+        }
+        self._size = len(tokenizer)
 
     def decode(self, token_ids: Any, **kwargs: Any) -> str:
-        text = str(self._tokenizer.decode(token_ids, **{**kwargs, "skip_special_tokens": False}))
-        for token in CONTROL_TOKENS:
-            text = text.replace(token, "")
-        return text
+        ids = [int(i) for i in token_ids]
+        kept = [i for i in ids if 0 <= i < self._size and i not in self._dropped]
+        return str(self._tokenizer.decode(kept, skip_special_tokens=False, errors="replace"))
 
 
 def write_wav(folder: Path, name: str, audio: Audio) -> str:
-    """`audio` as a 16 kHz 16-bit WAV file in `folder`, for the model to read; its path."""
+    """`audio` as a 16 kHz 16-bit WAV file in `folder`, for the model to read; its path. Audio
+    that came from 16-bit samples is written back exactly; clips the encoder cannot take are
+    padded with silence to its shortest input."""
     path = folder / f"{name}.wav"
-    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
+    if len(audio) < MIN_AUDIO_SAMPLES:
+        audio = np.pad(audio, (0, MIN_AUDIO_SAMPLES - len(audio)))
+    pcm = np.clip(np.round(audio * 32768.0), -32768, 32767).astype("<i2")
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
@@ -108,7 +150,7 @@ class QwenAudioChatBackend:
         self.model = model
         self.tokenizer = tokenizer
         # The checkpoint's own module: `make_context` and `get_stop_words_ids` come from it.
-        self._remote = remote
+        self.remote = remote
         self.device = device
 
     @classmethod
@@ -123,15 +165,14 @@ class QwenAudioChatBackend:
         tokenizer = transformers.AutoTokenizer.from_pretrained(
             folder, trust_remote_code=True, local_files_only=True
         )
-        # The checkpoint's code sets its precision from these flags, not from torch_dtype.
-        precision = {"bf16": True} if uses_gpu(device) else {"fp32": True}
         model = transformers.AutoModelForCausalLM.from_pretrained(
             folder,
             trust_remote_code=True,
             local_files_only=True,
             device_map=device_map(device),
             quantization_config=quantization_config(settings.quantization, device),
-            **precision,
+            torch_dtype=torch_dtype(device),
+            **precision_flags(device),
         )
         model.eval()  # type: ignore[no-untyped-call]
         # `make_context` lives beside the model class, in the checkpoint's own modules.
@@ -139,6 +180,14 @@ class QwenAudioChatBackend:
         for name in ("make_context", "get_stop_words_ids"):
             if not hasattr(remote, name):
                 raise IncompatibleTransformers(f"the checkpoint's code has no {name}()")
+        # The audio code reads its filterbank from beside the imported module, where the model
+        # class's from_pretrained copies it; without it the first audio job would fail.
+        filters = Path(str(remote.__file__)).with_name("mel_filters.npz")
+        if not filters.is_file():
+            raise CheckpointMissing(
+                f"{filters} is missing: the checkpoint folder needs the snapshot's mel_filters.npz "
+                "and the transformers modules cache (HF_MODULES_CACHE) must be writable"
+            )
         placement = describe_placement(model, device)
         logger.info(
             "qwen-audio-chat loaded from %s on %s (%s) in %.1f s",
@@ -161,7 +210,7 @@ class QwenAudioChatBackend:
             query = self.tokenizer.from_list_format(
                 [
                     {"audio": write_wav(Path(tmp), "audio", audio)},
-                    {"text": with_hints(TRANSCRIBE_QUESTION, language, prompt)},
+                    {"text": defuse(with_hints(TRANSCRIBE_QUESTION, language, prompt))},
                 ]
             )
             pieces = self._generate(
@@ -180,8 +229,8 @@ class QwenAudioChatBackend:
                 items: list[dict[str, str]] = []
                 if turn.audio is not None and fits(turn.audio, self.max_audio_seconds):
                     items.append({"audio": write_wav(folder, f"turn-{i}", turn.audio)})
-                items.append({"text": turn.question})
-                history.append((self.tokenizer.from_list_format(items), turn.answer))
+                items.append({"text": defuse(turn.question)})
+                history.append((self.tokenizer.from_list_format(items), defuse(turn.answer)))
             hears = hears_all(request, self.max_audio_seconds)
             if request.audios and not hears:
                 logger.info(
@@ -192,7 +241,7 @@ class QwenAudioChatBackend:
                 {"audio": write_wav(folder, f"part-{i}", audio)}
                 for i, audio in enumerate(request.audios if hears else [])
             ]
-            text = question_text(request, hears)
+            text = defuse(question_text(request, hears))
             if text:
                 items.append({"text": text})
             query = self.tokenizer.from_list_format(items)
@@ -216,7 +265,7 @@ class QwenAudioChatBackend:
         import torch
 
         config = self.model.generation_config
-        _raw_text, context_tokens, audio_info = self._remote.make_context(
+        _raw_text, context_tokens, audio_info = self.remote.make_context(
             self.tokenizer,
             query,
             history=history,
@@ -224,11 +273,11 @@ class QwenAudioChatBackend:
             max_window_size=config.max_window_size,
             chat_format=config.chat_format,
         )
-        stop_words_ids = self._remote.get_stop_words_ids(config.chat_format, self.tokenizer)
+        stop_words_ids = self.remote.get_stop_words_ids(config.chat_format, self.tokenizer)
         input_ids = torch.tensor([context_tokens], device=self.model.device)
         return stream_generate(
             self.model,
-            KeepTimestamps(self.tokenizer),
+            AnswerText(self.tokenizer),
             {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)},
             max_new_tokens=max_new_tokens,
             temperature=temperature,
