@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     max_window_seconds: float | None = Field(default=None, gt=0)
     # Import path `package.module:Class` of a backend outside audiochat (plugins, test fakes).
     backend_class: str | None = None
+    # Stages one worker runs at once on its one model, their generation batched; unset: the
+    # backend's default (docs/operations.md). A GPU worker lowers it at start, if need be, so
+    # that this many rows of `batch_row_tokens` tokens fit the card's free memory.
+    worker_concurrency: int | None = Field(default=None, ge=1, le=64)
+    # The length, prompt and answer, in tokens, a batch row is planned for when a GPU worker
+    # caps its concurrency by memory; longer rows wait for room rather than run out of it.
+    batch_row_tokens: int = Field(default=2048, ge=64)
 
     # How long a job's record, audio and event log are kept after it is created.
     job_retention_seconds: int = Field(default=7 * 24 * 3600, ge=1)

@@ -73,8 +73,18 @@ class RunningJobs:
         stale = []
         for claim, beat in zip(claims, beats, strict=True):
             if beat is None or (
-                json.loads(beat).get("current_job") != claim.job_id
+                claim.job_id not in _jobs_running(json.loads(beat))
                 and now - claim.started > grace_seconds
             ):
                 stale.append(claim)
         return stale
+
+
+def _jobs_running(beat: dict[str, Any]) -> list[str]:
+    """The jobs a heartbeat names: `current_jobs`, or a worker from before concurrent stages's
+    `current_job`."""
+    jobs = beat.get("current_jobs")
+    if jobs:
+        return list(jobs)
+    current = beat.get("current_job")
+    return [current] if current else []

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.events import WORKERS_KEY, worker_key
 
@@ -23,7 +23,10 @@ class WorkerInfo(BaseModel):
     started_at: datetime
     jobs_done: int = 0
     memory_bytes: int | None = None
-    # The job whose stage this worker is running at the time of the beat.
+    # How many stages the worker runs at once, and the jobs whose stages it runs at the beat.
+    concurrency: int = 1
+    current_jobs: list[str] = Field(default_factory=list)
+    # The first of `current_jobs`, as workers from before concurrent stages wrote it.
     current_job: str | None = None
 
 

@@ -162,7 +162,10 @@ def bf16(spec: dict[str, Any]) -> dict[str, Any]:
     request = AnswerRequest(
         question="What is said?", audios=[decode_audio(Path(spec["audio"]))], max_new_tokens=8
     )
-    items = list(backend.answer(request))
+    try:
+        items = list(backend.answer(request))
+    finally:
+        backend.engine.stop()
     stats = [item for item in items if isinstance(item, GenerationStats)]
     return {
         "dtypes": sorted({str(p.dtype) for p in backend.model.parameters()}),

@@ -14,8 +14,10 @@ real code does, and this backend relies on (tests/integration/test_qwen_audio_ch
   the tokenizer cannot process audio before the model is loaded, and the modules cache must be
   writable.
 - `make_context` returns three values (text, tokens, `audio_info`); `chat_stream` unpacks two
-  and drops the audio, so this backend streams `generate(..., audio_info=..., stop_words_ids=...)`
-  itself.
+  and drops the audio. This backend makes the context with `make_context` in the stage's thread
+  and hands it to the worker's batch engine (worker/batching/), which runs the checkpoint's own
+  forward passes (qwen_audio_chat_runner.py). `chat()` drops the last token of an answer cut at
+  `max_new_tokens`; this backend does not.
 - Its tokenizer cannot decode the 782 ids past its last token (padding of the embedding), and
   raises on an audio tag without `audio_info`; generated ids like these are dropped, with the
   chat control tokens. Timestamps (`<|2.33|>`) stay in the text as the model gives them.
@@ -29,7 +31,7 @@ import sys
 import tempfile
 import time
 import wave
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -50,7 +52,11 @@ from worker.backends.prompting import (
     transcript_token_budget,
     with_hints,
 )
-from worker.backends.streaming import stream_generate
+from worker.backends.prompting import defuse as defuse_forms
+from worker.backends.qwen_audio_chat_runner import QwenAudioChatRunner
+from worker.batching.capacity import start_engine
+from worker.batching.engine import BatchEngine, Generation, stream
+from worker.batching.sampling import Sampling
 from worker.gpu import (
     choose_device,
     describe_placement,
@@ -95,11 +101,9 @@ def precision_flags(device: str) -> dict[str, bool]:
 
 
 def defuse(text: str) -> str:
-    """`text` with its audio tags broken by a word joiner: it reads the same, but the tokenizer
-    no longer takes `<audio>/etc/passwd</audio>` or `<audio>http://…</audio>` as audio to load."""
-    for tag in AUDIO_TAGS:
-        text = text.replace(tag, tag[0] + "\u2060" + tag[1:])
-    return text
+    """`text` with its audio tags broken: the tokenizer no longer takes `<audio>/etc/passwd</audio>`
+    or `<audio>http://…</audio>` as audio to load."""
+    return defuse_forms(text, AUDIO_TAGS)
 
 
 class AnswerText:
@@ -119,9 +123,8 @@ class AnswerText:
         }
         self._size = len(tokenizer)
 
-    def decode(self, token_ids: Any, **kwargs: Any) -> str:
-        ids = [int(i) for i in token_ids]
-        kept = [i for i in ids if 0 <= i < self._size and i not in self._dropped]
+    def decode(self, token_ids: Sequence[int]) -> str:
+        kept = [i for i in token_ids if 0 <= i < self._size and i not in self._dropped]
         return str(self._tokenizer.decode(kept, skip_special_tokens=False, errors="replace"))
 
 
@@ -145,13 +148,31 @@ class QwenAudioChatBackend:
     name = "qwen-audio-chat"
     hears_audio = True
     max_audio_seconds = 30.0
+    # One 24 GB card holds the 16.5 GB model and the caches of about this many typical rows.
+    default_concurrency = 8
 
-    def __init__(self, model: Any, tokenizer: Any, remote: ModuleType, device: str) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        remote: ModuleType,
+        device: str,
+        engine: BatchEngine,
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         # The checkpoint's own module: `make_context` and `get_stop_words_ids` come from it.
         self.remote = remote
         self.device = device
+        self.engine = engine
+        self.concurrency = engine.max_batch
+        self._decoder = AnswerText(tokenizer)
+        config = model.generation_config
+        self._stop_ids = frozenset(
+            token
+            for words in remote.get_stop_words_ids(config.chat_format, tokenizer)
+            for token in words
+        ) | {tokenizer.eod_id}
 
     @classmethod
     def load(cls, settings: Settings) -> QwenAudioChatBackend:
@@ -175,28 +196,20 @@ class QwenAudioChatBackend:
             **precision_flags(device),
         )
         model.eval()  # type: ignore[no-untyped-call]
-        # `make_context` lives beside the model class, in the checkpoint's own modules.
-        remote = sys.modules[type(model).__module__]
-        for name in ("make_context", "get_stop_words_ids"):
-            if not hasattr(remote, name):
-                raise IncompatibleTransformers(f"the checkpoint's code has no {name}()")
-        # The audio code reads its filterbank from beside the imported module, where the model
-        # class's from_pretrained copies it; without it the first audio job would fail.
-        filters = Path(str(remote.__file__)).with_name("mel_filters.npz")
-        if not filters.is_file():
-            raise CheckpointMissing(
-                f"{filters} is missing: the checkpoint folder needs the snapshot's mel_filters.npz "
-                "and the transformers modules cache (HF_MODULES_CACHE) must be writable"
-            )
+        remote = checkpoint_module(model)
         placement = describe_placement(model, device)
+        engine = start_engine(
+            QwenAudioChatRunner(model), settings, cls.default_concurrency, placement
+        )
         logger.info(
-            "qwen-audio-chat loaded from %s on %s (%s) in %.1f s",
+            "qwen-audio-chat loaded from %s on %s (%s) in %.1f s; up to %d jobs at once",
             folder,
             placement,
             settings.quantization,
             time.perf_counter() - started,
+            engine.max_batch,
         )
-        return cls(model, tokenizer, remote, placement)
+        return cls(model, tokenizer, remote, placement, engine)
 
     def transcribe(
         self, audio: Audio, *, language: str | None, prompt: str | None = None
@@ -213,13 +226,13 @@ class QwenAudioChatBackend:
                     {"text": defuse(with_hints(TRANSCRIBE_QUESTION, language, prompt))},
                 ]
             )
-            pieces = self._generate(
+            generation = self._generation(
                 query, [], max_new_tokens=transcript_token_budget(seconds(audio)), temperature=0.0
             )
-            for piece in pieces:
-                if isinstance(piece, str):
-                    # No times from the model here: the pipeline makes the window one segment.
-                    yield TranscriptPiece(piece)
+        for piece in stream(self.engine, generation):
+            if isinstance(piece, str):
+                # No times from the model here: the pipeline makes the window one segment.
+                yield TranscriptPiece(piece)
 
     def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:
         with tempfile.TemporaryDirectory(prefix="audiochat-qwen-") as tmp:
@@ -245,23 +258,24 @@ class QwenAudioChatBackend:
             if text:
                 items.append({"text": text})
             query = self.tokenizer.from_list_format(items)
-            yield from self._generate(
+            generation = self._generation(
                 query,
                 history,
                 max_new_tokens=request.max_new_tokens,
                 temperature=request.temperature,
             )
+        return stream(self.engine, generation)
 
-    def _generate(
+    def _generation(
         self,
         query: str,
         history: list[tuple[str, str]],
         *,
         max_new_tokens: int,
         temperature: float,
-    ) -> Iterator[str | GenerationStats]:
-        """Stream the answer to `query` after `history`; the audio files must exist until the
-        context is made (the checkpoint's tokenizer reads them then)."""
+    ) -> Generation:
+        """The request for the engine; the audio files must exist until it is made (the
+        checkpoint's tokenizer reads them in `make_context`)."""
         import torch
 
         config = self.model.generation_config
@@ -273,14 +287,32 @@ class QwenAudioChatBackend:
             max_window_size=config.max_window_size,
             chat_format=config.chat_format,
         )
-        stop_words_ids = self.remote.get_stop_words_ids(config.chat_format, self.tokenizer)
-        input_ids = torch.tensor([context_tokens], device=self.model.device)
-        return stream_generate(
-            self.model,
-            AnswerText(self.tokenizer),
-            {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)},
+        return Generation(
+            prompt={
+                "input_ids": torch.tensor([context_tokens], device=self.model.device),
+                "audio_info": audio_info,
+            },
+            prompt_tokens=len(context_tokens),
             max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            audio_info=audio_info,
-            stop_words_ids=stop_words_ids,
+            sampling=Sampling.from_config(config, temperature),
+            stop_ids=self._stop_ids,
+            decode=self._decoder.decode,
         )
+
+
+def checkpoint_module(model: Any) -> ModuleType:
+    """The checkpoint's own module the model class came from, checked for what this backend
+    calls and for the filterbank its audio code reads from beside it."""
+    remote = sys.modules[type(model).__module__]
+    for name in ("make_context", "get_stop_words_ids"):
+        if not hasattr(remote, name):
+            raise IncompatibleTransformers(f"the checkpoint's code has no {name}()")
+    # The audio code reads its filterbank from beside the imported module, where the model
+    # class's from_pretrained copies it; without it the first audio job would fail.
+    filters = Path(str(remote.__file__)).with_name("mel_filters.npz")
+    if not filters.is_file():
+        raise CheckpointMissing(
+            f"{filters} is missing: the checkpoint folder needs the snapshot's mel_filters.npz "
+            "and the transformers modules cache (HF_MODULES_CACHE) must be writable"
+        )
+    return remote
