@@ -31,9 +31,19 @@ from shared.errors import (
 )
 from shared.jobs import DEFAULT_TENANT, new_job_id, utcnow
 from shared.media import probe_audio
-from shared.schemas import AudioPart, EventName, JobCreate, JobRead, JobStatus, JobTask
+from shared.schemas import (
+    AudioPart,
+    EventName,
+    JobCreate,
+    JobRead,
+    JobStatus,
+    JobTask,
+    JobWebhook,
+)
 from shared.storage import audio_key, escape_filename
 from shared.tasks import KNOWN_MODELS
+from shared.webhook_secrets import WebhookSecretMissing
+from shared.webhook_urls import check_webhook_url
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +129,7 @@ def _create(
     if not services.workers.live_workers(model):
         # Refused rather than queued: with no worker alive it would wait forever.
         raise ModelUnavailable(f"no live worker serves model {model!r}", field="model")
+    webhook = _webhook(services, options, tenant)
     uploaded = _resolve_uploads(services, options, tenant)
     if not audio and not uploaded and not options.question:
         raise MissingInput("send an `audio` file, `upload_ids`, a `question`, or some of them")
@@ -152,6 +163,8 @@ def _create(
         model=model,
         task=options.task,
         transcription_prompt=options.transcription_prompt,
+        word_timestamps=options.word_timestamps,
+        webhook=webhook,
         question=options.question,
         language=options.language,
         max_new_tokens=max_new_tokens,
@@ -181,6 +194,24 @@ def _create(
         "job submitted (model %s, %d audio parts)", model, len(parts), extra={"job_id": job.id}
     )
     return job
+
+
+def _webhook(services: Services, options: JobCreate, tenant: str) -> JobWebhook | None:
+    """The job's webhook, once its URL passed the address policy and the tenant has a secret
+    to sign deliveries with."""
+    if options.webhook is None:
+        if "webhook_events_filter" in options.model_fields_set:
+            raise InvalidRequest("webhook_events_filter needs a webhook", field="webhook")
+        return None
+    if not services.webhook_secrets.exists(tenant):
+        raise WebhookSecretMissing(
+            "this API key's tenant has no webhook secret yet: make one with "
+            "POST /v1/webhooks/secret (`audiochat webhooks secret`)",
+            field="webhook",
+        )
+    check_webhook_url(options.webhook, services.settings.webhooks.allowed_networks)
+    events: list[str] = list(dict.fromkeys(options.webhook_events_filter))
+    return JobWebhook(url=options.webhook, events=events)
 
 
 def _resolve_uploads(services: Services, options: JobCreate, tenant: str) -> list[AudioPart]:

@@ -74,6 +74,10 @@ class AudiochatClient:
         """Cancel a job that has not ended; returns its record."""
         return self._check(self._http.post(f"/v1/jobs/{job_id}/cancel"))  # type: ignore[no-any-return]
 
+    def rotate_webhook_secret(self) -> dict[str, Any]:
+        """Make a new webhook signing secret; the answer is the only time it is shown."""
+        return self._check(self._http.post("/v1/webhooks/secret"))  # type: ignore[no-any-return]
+
     def follow(self, job_id: str, retries: int = 5) -> Iterator[JobEvent]:
         """A job's events to `done`, reconnecting with Last-Event-ID if the stream drops."""
         last = 0

@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -119,6 +120,16 @@ def worker() -> None:
     run_worker(settings, loglevel=settings.log_level)
 
 
+@cli.command("webhook-worker")
+def webhook_worker() -> None:
+    """Run a webhook worker: delivers job events to their webhooks (no model, no store)."""
+    from webhooks.main import run_webhook_worker
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    run_webhook_worker(settings, loglevel=settings.log_level)
+
+
 @cli.command()
 @click.option("--port", envvar="API_PORT", default=8000, show_default=True, help="Gateway port.")
 @click.option("--redis-port", envvar="REDIS_PORT", default=6379, show_default=True)
@@ -194,6 +205,25 @@ def new_key(tenant: str) -> None:
     key = new_api_key()
     click.echo(f"key (give it to the client; it is not stored anywhere): {key}")
     click.echo(f'add to AUDIOCHAT_API_KEYS: "{hash_api_key(key)}": "{tenant}"')
+
+
+@cli.group()
+def webhooks() -> None:
+    """The webhook signing secret of your API key's tenant."""
+
+
+@webhooks.command("secret")
+@server_options
+def webhook_secret(url: str, api_key: str | None) -> None:
+    """Make a new signing secret (or rotate it) and print it: it is shown this once."""
+    with _talking_to(url, api_key) as client:
+        info = client.rotate_webhook_secret()
+    click.echo(info["secret"])
+    if info.get("previous_expires_at"):
+        errors.print(
+            "the previous secret also signs deliveries until "
+            f"{datetime.fromtimestamp(info['previous_expires_at'], UTC):%Y-%m-%d %H:%M} UTC"
+        )
 
 
 @cli.group()
