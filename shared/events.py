@@ -91,9 +91,10 @@ WEBHOOKS_DUE_KEY = "audiochat:webhooks:due"
 WEBHOOK_TOKENS_KEY = "audiochat:webhooks:tokens"
 
 
-def webhook_dispatcher_key(hostname: str) -> str:
-    """Refreshed by a webhook worker's dispatcher while it runs (its health check reads it)."""
-    return f"audiochat:webhooks:dispatcher:{hostname}"
+def webhook_dispatcher_key(worker_name: str) -> str:
+    """Refreshed by a webhook worker's dispatcher while it runs (its health check reads it);
+    the name is `webhooks-{pid}@{hostname}`."""
+    return f"audiochat:webhooks:dispatcher:{worker_name}"
 
 
 def webhook_secret_key(tenant: str) -> str:

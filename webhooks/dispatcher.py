@@ -30,14 +30,14 @@ class Dispatcher:
         send: Callable[[Dispatch], None],
         *,
         lease_seconds: float,
-        hostname: str,
+        worker_name: str,
         interval: float = 0.2,
     ) -> None:
         self._redis = client
         self._deliveries = deliveries
         self._send = send
         self._lease = lease_seconds
-        self._alive_key = webhook_dispatcher_key(hostname)
+        self._alive_key = webhook_dispatcher_key(worker_name)
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="webhook-dispatcher", daemon=True)

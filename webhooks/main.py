@@ -40,16 +40,15 @@ def run_webhook_worker(settings: Settings, loglevel: str = "INFO") -> None:
     )
     app = create_webhook_app(settings)
     register_delivery_task(app, deliverer)
-    hostname = socket.gethostname()
+    name = f"webhooks-{os.getpid()}@{socket.gethostname()}"
     dispatcher = Dispatcher(
         client,
         deliveries,
         lambda dispatch: send_delivery(app, dispatch),
         lease_seconds=lease_seconds(settings),
-        hostname=hostname,
+        worker_name=name,
     )
     dispatcher.start()
-    name = f"webhooks-{os.getpid()}@{hostname}"
     logger.info("webhook worker %s consuming %s", name, WEBHOOKS_QUEUE)
     try:
         app.worker_main(
