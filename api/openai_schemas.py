@@ -203,13 +203,38 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
+class PresignedForm(BaseModel):
+    """Where and how to send the file of a presigned upload: a multipart POST of `fields`, then
+    the file as the last part, named `file`."""
+
+    url: str
+    method: Literal["POST"] = "POST"
+    fields: dict[str, str]
+    max_bytes: int
+    expires_at: int
+
+
+class DirectUploadCreate(BaseModel):
+    """`POST /v1/uploads` as JSON: ask for a presigned form instead of sending the file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str | None = Field(default=None, max_length=255)
+    # The file's size, if known: too large is refused now rather than by the store.
+    bytes: int | None = Field(default=None, ge=1)
+
+
 class UploadRead(BaseModel):
     """A stored recording; refer to it as `voice:<id>` in chat or in `upload_ids` of a job."""
 
     id: str
     object: Literal["upload"] = "upload"
+    # `pending` until a presigned upload has been checked (when a job first names it).
+    status: Literal["ready", "pending"] = "ready"
     filename: str | None
-    bytes: int
-    seconds: float
+    bytes: int | None
+    seconds: float | None
     created_at: int
     expires_at: int
+    # Only in the answer that makes a presigned upload.
+    upload: PresignedForm | None = None

@@ -12,25 +12,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from api.audio_checks import check_audio
 from api.deps import Services
+from api.direct_uploads import ready_upload
 from api.idempotency import Claim, fingerprint
 from api.limits import check_capacity
-from shared.config import Settings
 from shared.errors import (
     AudioTooLong,
     Conflict,
     IdempotencyKeyReused,
-    InvalidAudio,
     InvalidRequest,
     MissingInput,
     ModelUnavailable,
     ServiceError,
     ServiceUnavailable,
     UnknownModel,
-    UploadTooLarge,
 )
 from shared.jobs import DEFAULT_TENANT, new_job_id, utcnow
-from shared.media import probe_audio
 from shared.schemas import (
     AudioPart,
     EventName,
@@ -54,21 +52,6 @@ class IncomingAudio:
 
     stream: BinaryIO
     filename: str | None
-
-
-def check_audio(settings: Settings, stream: BinaryIO, max_seconds: float, field: str) -> float:
-    """Seconds of audio in `stream`, after checking its size and that it decodes as audio
-    of at most `max_seconds`; the stream is left at its start."""
-    stream.seek(0, 2)
-    size = stream.tell()
-    stream.seek(0)
-    if size > settings.max_upload_bytes:
-        raise UploadTooLarge(f"the upload is larger than {settings.max_upload_bytes} bytes")
-    if size == 0:
-        raise InvalidAudio("the audio file is empty", field=field)
-    info = probe_audio(stream, max_seconds, settings.probe_time_limit_seconds)
-    stream.seek(0)
-    return round(info.duration_seconds, 3)
 
 
 def _probe(services: Services, audio: Sequence[IncomingAudio]) -> list[float]:
@@ -216,12 +199,17 @@ def _webhook(services: Services, options: JobCreate, tenant: str) -> JobWebhook 
 
 def _resolve_uploads(services: Services, options: JobCreate, tenant: str) -> list[AudioPart]:
     """The job's audio parts from earlier uploads, used in place; each upload the job or its
-    history names must exist and be the tenant's (UploadNotFound otherwise)."""
-    records = [services.uploads.require(i, tenant, "upload_ids") for i in options.upload_ids]
+    history names must exist and be the tenant's (UploadNotFound otherwise), and a presigned
+    one is checked now, like audio sent with the job."""
+    records = [
+        ready_upload(services, services.uploads.require(i, tenant, "upload_ids"), "upload_ids")
+        for i in options.upload_ids
+    ]
     for turn in options.history:
         if turn.upload_id is not None:
-            services.uploads.require(turn.upload_id, tenant, "history")
-    return [AudioPart(key=r.key, filename=r.filename, seconds=r.seconds) for r in records]
+            record = services.uploads.require(turn.upload_id, tenant, "history")
+            ready_upload(services, record, "history")
+    return [AudioPart(key=r.key, filename=r.filename, seconds=r.seconds or 0.0) for r in records]
 
 
 def _undo(services: Services, job: JobRead, stored_keys: list[str]) -> None:

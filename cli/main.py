@@ -21,7 +21,7 @@ import httpx
 from rich.console import Console
 from rich.text import Text
 
-from cli.client import ApiError, AudiochatClient
+from cli.client import DIRECT_UPLOAD_BYTES, ApiError, AudiochatClient
 from cli.stack import run_stack
 from cli.views import job_details, job_table, watch
 from shared.config import Settings
@@ -58,10 +58,12 @@ def _fail(message: str) -> NoReturn:
 
 
 @contextmanager
-def _talking_to(url: str, api_key: str | None) -> Iterator[AudiochatClient]:
+def _talking_to(
+    url: str, api_key: str | None, direct_upload_bytes: int = DIRECT_UPLOAD_BYTES
+) -> Iterator[AudiochatClient]:
     """A client for `url`; a refusal or an unreachable server ends the command with status 1."""
     try:
-        with AudiochatClient(url, api_key) as client:
+        with AudiochatClient(url, api_key, direct_upload_bytes=direct_upload_bytes) as client:
             yield client
     except ApiError as exc:
         _fail(str(exc))
@@ -159,6 +161,14 @@ def down(redis_port: int) -> None:
 @click.option("--model", help="Model to use (default: the server's).")
 @click.option("--max-new-tokens", type=int, help="Longest answer, in tokens.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final job record as JSON.")
+@click.option(
+    "--direct-upload-over",
+    type=click.IntRange(min=0),
+    default=DIRECT_UPLOAD_BYTES,
+    show_default=True,
+    envvar="AUDIOCHAT_DIRECT_UPLOAD_BYTES",
+    help="Files larger than this many bytes go straight to the S3 store (presigned upload).",
+)
 @server_options
 def ask(
     audio: Path | None,
@@ -167,13 +177,14 @@ def ask(
     model: str | None,
     max_new_tokens: int | None,
     as_json: bool,
+    direct_upload_over: int,
     url: str,
     api_key: str | None,
 ) -> None:
     """Ask a spoken question (AUDIO), a question about it (--question), or a typed one (--text)."""
     if audio is None and not text:
         raise click.UsageError("give an AUDIO file or --text")
-    with _talking_to(url, api_key) as client:
+    with _talking_to(url, api_key, direct_upload_over) as client:
         job = client.submit(
             audio, question if audio else text, model=model, max_new_tokens=max_new_tokens
         )
