@@ -144,8 +144,9 @@ class TranscriptionForm(BaseModel):
     temperature: float | None = Field(default=None, ge=0.0, le=1.0)
     response_format: ResponseFormat = "json"
     stream: bool = False
-    timestamp_granularities: list[Literal["segment"]] = Field(
-        default_factory=list, description="only `segment` is supported"
+    timestamp_granularities: list[Literal["segment", "word"]] = Field(
+        default_factory=list,
+        description="`word` adds each word's times to `verbose_json` where the model gives them",
     )
 
 
@@ -175,12 +176,21 @@ class VerboseSegment(BaseModel):
     no_speech_prob: float = 0.0
 
 
+class VerboseWord(BaseModel):
+    word: str
+    start: float
+    end: float
+
+
 class TranscriptionVerbose(BaseModel):
     task: Literal["transcribe"] = "transcribe"
+    # What the model says the speech is in; else the asked language; else `unknown`.
     language: str
     duration: float
     text: str
-    segments: list[VerboseSegment]
+    # With `timestamp_granularities[]`: segments unless only `word` is asked, words if it is.
+    segments: list[VerboseSegment] | None = None
+    words: list[VerboseWord] | None = None
     usage: DurationUsage
     job_id: str
 

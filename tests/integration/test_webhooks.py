@@ -190,7 +190,11 @@ def test_transcript_and_done_are_delivered_for_a_spoken_question(
     requests = receiver.wait_for(path, 2)
     payloads = [_verified(secret, request) for request in requests]
     assert [p["type"] for p in payloads] == ["transcript.completed", "done"]
-    assert payloads[0]["data"] == {"job_id": job["id"], "text": "heard 5.9 seconds"}
+    assert payloads[0]["data"] == {
+        "job_id": job["id"],
+        "text": "heard 5.9 seconds",
+        "language": "en",
+    }
     assert payloads[1]["data"]["job"]["transcript"] == "heard 5.9 seconds"
     deliveries = _delivery_ends(alice, job["id"], 2)
     assert [d["event"] for d in deliveries] == ["transcript.completed", "done"]
