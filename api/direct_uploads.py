@@ -17,7 +17,7 @@ from pathlib import Path
 
 from api.audio_checks import check_audio
 from api.deps import Services
-from shared.errors import ServiceError, UploadTooLarge
+from shared.errors import Conflict, ServiceError, UploadTooLarge
 from shared.jobs import utcnow
 from shared.storage import ObjectNotFound, S3Store, escape_filename, staging_key, upload_key
 from shared.uploads import UploadIncomplete, UploadRecord, new_upload_id
@@ -25,8 +25,7 @@ from shared.uploads import UploadIncomplete, UploadRecord, new_upload_id
 logger = logging.getLogger(__name__)
 
 
-class DirectUploadUnavailable(ServiceError):
-    status = 501
+class DirectUploadUnavailable(Conflict):
     code = "direct-upload-unavailable"
     title = "Presigned uploads need the S3 store; send the file in a multipart form instead"
 

@@ -88,7 +88,7 @@ class AudiochatClient:
         response = self._http.post(
             "/v1/uploads", json={"filename": audio.name, "bytes": audio.stat().st_size}
         )
-        if response.status_code == 501:
+        if response.status_code == 409 and "direct-upload-unavailable" in response.text:
             return None
         upload: dict[str, Any] = self._check(response)
         form = upload["upload"]

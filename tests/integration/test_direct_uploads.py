@@ -169,7 +169,7 @@ def test_a_declared_size_over_the_limit_gets_no_form(s3_stack: Stack) -> None:
 
 def test_the_local_store_says_presigned_uploads_are_not_available(local_stack: Stack) -> None:
     response = local_stack.http.post("/v1/uploads", json={"filename": "talk.mp3"})
-    assert response.status_code == 501
+    assert response.status_code == 409
     assert response.json()["error"]["code"] == "direct-upload-unavailable"
 
 

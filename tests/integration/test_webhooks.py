@@ -3,7 +3,9 @@ on loopback. Signatures are checked with the Standard Webhooks library, not audi
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from api.auth import hash_api_key
 from tests.conftest import start_stack
-from tests.support.processes import RedisServer, WebhookWorker, wait_for
+from tests.support.processes import REPO_ROOT, RedisServer, WebhookWorker, wait_for
 from tests.support.receivers import Received, Receiver
 from tests.support.stack import Stack
 
@@ -275,3 +277,24 @@ def test_hostile_or_bad_webhooks_are_refused_and_make_no_job(
     problem = response.json()
     assert problem["code"] == (code or "invalid-request")
     assert local_stack.redis().zcard("audiochat:jobs") == before
+
+
+def test_the_receiver_in_the_docs_verifies_a_real_delivery(
+    alice: httpx.Client, secret: str, receiver: Receiver
+) -> None:
+    docs = (REPO_ROOT / "docs" / "api.md").read_text()
+    (example,) = re.findall(r"```python\n(from fastapi.*?)```", docs, re.DOTALL)
+    namespace: dict[str, Any] = {}
+    exec(example.replace('"whsec_…"', repr(secret)), namespace)
+    path = _path("ok")
+    _submit(alice, {"question": "hi", "webhook": receiver.url(path)})
+    (request,) = receiver.wait_for(path)
+    transport = httpx.ASGITransport(app=namespace["app"])
+
+    async def post(body: bytes) -> int:
+        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
+            response = await client.post("/hooks/audiochat", content=body, headers=request.headers)
+            return response.status_code
+
+    assert asyncio.run(post(request.body)) == 204
+    assert asyncio.run(post(request.body.replace(b'"done"', b'"DONE"'))) == 400
