@@ -68,10 +68,9 @@ async def _post(
     target: WebhookTarget, body: bytes, headers: dict[str, str], timeout: float
 ) -> tuple[int, str | None]:
     url = httpx.URL(target.url)
-    default_port = 443 if target.scheme == "https" else 80
-    host = f"[{target.host}]" if ":" in target.host else target.host
-    host_header = host if target.port == default_port else f"{host}:{target.port}"
-    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    # The name as it goes on the wire: IDNA-encoded, IPv6 in brackets, the port if not default.
+    host_header = url.netloc.decode("ascii")
+    extensions = {"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else {}
     async with httpx.AsyncClient(
         follow_redirects=False, trust_env=False, timeout=timeout
     ) as client:

@@ -182,3 +182,12 @@ def test_retry_after_is_read_as_seconds_or_a_date() -> None:
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert parse_retry_after("soon") is None
+
+
+def test_an_international_name_goes_out_idna_encoded(receiver: Receiver) -> None:
+    result = _send(
+        f"http://bücher.test:{receiver.port}/ok/idna", resolve=lambda host, port: ["127.0.0.1"]
+    )
+    assert result.verdict == "delivered"
+    (request,) = receiver.wait_for("/ok/idna")
+    assert request.headers["Host"] == f"xn--bcher-kva.test:{receiver.port}"
