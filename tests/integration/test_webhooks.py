@@ -8,6 +8,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ from tests.support.receivers import Received, Receiver
 from tests.support.stack import Stack
 
 KEYS = {tenant: f"ac_webhook_key_of_{tenant}" for tenant in ("alice", "bob")}
-# Fast retries, so giving up takes seconds: 1 s per attempt, retried for 4 s.
-RETRY_FOR_SECONDS = 4
+# Fast retries, so giving up takes seconds: 1 s per attempt, retried for 6 s.
+RETRY_FOR_SECONDS = 6
 
 
 @pytest.fixture(scope="module")
@@ -161,14 +162,13 @@ def test_a_hanging_receiver_is_retried_for_a_bounded_time_without_holding_the_mo
     wait_for(
         lambda: alice.get(f"/v1/jobs/{other['id']}").json()["status"] == "succeeded", 10, "job"
     )
-    assert alice.get(f"/v1/jobs/{job['id']}").json()["webhook"]["deliveries"][0]["status"] == (
-        "pending"
-    )
+    served = datetime.fromisoformat(alice.get(f"/v1/jobs/{other['id']}").json()["finished_at"])
     (delivery,) = _delivery_ends(alice, job["id"])
     assert delivery["status"] == "failed" and len(delivery["attempts"]) >= 2
     assert {a["error"] for a in delivery["attempts"]} == {"no answer within 1 s"}
     first, last = delivery["attempts"][0], delivery["attempts"][-1]
     assert last["at"] > first["at"]
+    assert served < datetime.fromisoformat(delivery["finished_at"])
     assert len(receiver.received(path)) == len(delivery["attempts"])
 
 
@@ -190,15 +190,17 @@ def test_transcript_and_done_are_delivered_for_a_spoken_question(
     assert response.status_code == 202, response.text
     job = response.json()
     requests = receiver.wait_for(path, 2)
-    payloads = [_verified(secret, request) for request in requests]
-    assert [p["type"] for p in payloads] == ["transcript.completed", "done"]
-    assert payloads[0]["data"] == {
+    # Two deliveries may arrive in either order (they are attempted in parallel).
+    payloads = {p["type"]: p for p in (_verified(secret, request) for request in requests)}
+    assert set(payloads) == {"transcript.completed", "done"}
+    assert payloads["transcript.completed"]["data"] == {
         "job_id": job["id"],
         "text": "heard 5.9 seconds",
         "language": "en",
     }
-    assert payloads[1]["data"]["job"]["transcript"] == "heard 5.9 seconds"
+    assert payloads["done"]["data"]["job"]["transcript"] == "heard 5.9 seconds"
     deliveries = _delivery_ends(alice, job["id"], 2)
+    # The job lists them in the order of their events.
     assert [d["event"] for d in deliveries] == ["transcript.completed", "done"]
     assert {d["status"] for d in deliveries} == {"delivered"}
 
