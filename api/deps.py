@@ -20,6 +20,7 @@ from shared.jobs import JobRepository
 from shared.retention import ObjectExpiry
 from shared.storage import AudioStore
 from shared.uploads import UploadRepository
+from shared.webhook_secrets import WebhookSecrets
 from shared.workers import WorkerRegistry
 
 
@@ -39,6 +40,7 @@ class Services:
     idempotency: IdempotencyKeys
     expiry: ObjectExpiry
     uploads: UploadRepository
+    webhook_secrets: WebhookSecrets
 
 
 # `async def` although they do no I/O: FastAPI would run a plain `def` dependency in its thread

@@ -23,13 +23,14 @@ from api.metrics import GatewayMetrics, MetricsMiddleware
 from api.metrics import router as metrics_router
 from api.problems import install_problem_handlers
 from api.queue import JobQueue
-from api.routes import chat, health, jobs, models, transcriptions, uploads, web
+from api.routes import chat, health, jobs, models, transcriptions, uploads, web, webhooks
 from shared.config import Settings
 from shared.events import EventPublisher
 from shared.jobs import JobRepository
 from shared.retention import ObjectExpiry
 from shared.storage import open_store
 from shared.uploads import UploadRepository
+from shared.webhook_secrets import WebhookSecrets
 from shared.workers import WorkerRegistry
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,9 @@ def _open_services(settings: Settings) -> Services:
         idempotency=IdempotencyKeys(sync_client, settings.job_retention_seconds),
         expiry=ObjectExpiry(sync_client, settings.job_retention_seconds),
         uploads=UploadRepository(sync_client, settings.job_retention_seconds),
+        webhook_secrets=WebhookSecrets(
+            sync_client, settings.webhooks.secret_rotation_grace_seconds
+        ),
     )
 
 
@@ -125,6 +129,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(jobs.router)
+    app.include_router(webhooks.router)
     # OpenAI-compatible paths and uploads: errors in OpenAI's body (api/openai_errors.py).
     for openai_router in (chat.router, transcriptions.router, models.router, uploads.router):
         app.include_router(openai_router)

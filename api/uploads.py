@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from api.audio_checks import check_audio
 from api.deps import Services
-from api.submission import IncomingAudio, check_audio
+from api.submission import IncomingAudio
 from shared.errors import ServiceError, ServiceUnavailable
 from shared.jobs import utcnow
 from shared.storage import escape_filename, upload_key

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +19,30 @@ class S3Settings(BaseModel):
     region: str = "us-east-1"
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
+    # Where clients reach the store, for presigned uploads (`POST /v1/uploads` with JSON), when
+    # that differs from `endpoint_url` (which may be a name only the containers resolve).
+    public_endpoint_url: str | None = None
+
+
+class WebhookSettings(BaseModel):
+    """Webhook deliveries, made by `audiochat webhook-worker` (`AUDIOCHAT_WEBHOOKS__...`)."""
+
+    # Receivers are refused when their name resolves to a loopback, private, link-local or
+    # otherwise non-public address, unless the address is in one of these networks.
+    allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    # The longest one attempt may take, from connecting to the response's status line.
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    # Failed attempts (timeouts, 429, 5xx) are retried for this long after the event, then the
+    # delivery is given up and recorded as failed.
+    retry_for_seconds: float = Field(default=24 * 3600.0, ge=0)
+    # The pause after the first failed attempt; it doubles (with jitter) up to the maximum.
+    backoff_seconds: float = Field(default=5.0, gt=0)
+    max_backoff_seconds: float = Field(default=3600.0, gt=0)
+    # Attempts one webhook worker makes at once (threads): a slow receiver holds one of them.
+    concurrency: int = Field(default=16, ge=1)
+    # After a tenant rotates its secret, deliveries are signed with the old one too for this
+    # long, so receivers can switch at their own pace.
+    secret_rotation_grace_seconds: int = Field(default=24 * 3600, ge=0)
 
 
 class Settings(BaseSettings):
@@ -35,6 +59,7 @@ class Settings(BaseSettings):
     # `file:///absolute/path` (the embedded default) or `s3://bucket`.
     storage_url: str = "file://./.data/objects"
     s3: S3Settings = Field(default_factory=S3Settings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     # The model a job gets when it names none, and the model a worker serves.
     model: str = "embedded"
@@ -60,6 +85,8 @@ class Settings(BaseSettings):
     # How long a job's record, audio and event log are kept after it is created.
     job_retention_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    # How long a presigned upload URL (S3 store only) may be used.
+    direct_upload_expires_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
     max_audio_seconds: float = Field(default=600.0, gt=0)
     default_max_new_tokens: int = Field(default=256, ge=1)
     max_new_tokens_limit: int = Field(default=2048, ge=1)

@@ -6,6 +6,9 @@ A job's events go two ways at once, atomically, by one Lua script:
   * published on the single channel `audiochat:events`, which each gateway process subscribes
     to once and fans out to its SSE clients.
 `n` counts up from 1 within the job, so the SSE `id:` is the same number in both.
+If the job has a webhook that asks for the event, the same script records a delivery of it and
+schedules it at once (`shared/deliveries.py`): an event and its delivery exist together or not
+at all, so no crash between the two can lose a delivery.
 """
 
 from __future__ import annotations
@@ -77,6 +80,28 @@ def job_sequence_key(job_id: str) -> str:
     return f"audiochat:job:{job_id}:seq"
 
 
+def job_deliveries_key(job_id: str) -> str:
+    """A hash of the job's webhook deliveries: delivery id -> its record (JSON)."""
+    return f"audiochat:job:{job_id}:webhooks"
+
+
+# Deliveries waiting for their next attempt, scored by when it is due (unix time).
+WEBHOOKS_DUE_KEY = "audiochat:webhooks:due"
+# The current dispatch token of each delivery in flight: only the task carrying it may finish it.
+WEBHOOK_TOKENS_KEY = "audiochat:webhooks:tokens"
+
+
+def webhook_dispatcher_key(worker_name: str) -> str:
+    """Refreshed by a webhook worker's dispatcher while it runs (its health check reads it);
+    the name is `webhooks-{pid}@{hostname}`."""
+    return f"audiochat:webhooks:dispatcher:{worker_name}"
+
+
+def webhook_secret_key(tenant: str) -> str:
+    """A tenant's webhook signing secret, and the previous one while it is still honoured."""
+    return f"audiochat:tenant:{tenant}:webhook-secret"
+
+
 _PUBLISH_SCRIPT = """
 local n = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -84,6 +109,21 @@ redis.call('XADD', KEYS[2], n .. '-0', 'event', ARGV[2], 'data', ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('PUBLISH', ARGV[5], '{"job_id":"' .. ARGV[1] .. '","id":' .. n
   .. ',"event":"' .. ARGV[2] .. '","data":' .. ARGV[3] .. '}')
+local hook = redis.call('HGET', KEYS[3], 'webhook')
+if not hook then return n end
+for _, wanted in ipairs(cjson.decode(hook)['events']) do
+  if wanted == ARGV[2] then
+    local id = 'msg_' .. ARGV[1] .. '_' .. (string.gsub(ARGV[2], '[.]', '_'))
+    local t = redis.call('TIME')
+    local now = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1000000)
+    local record = '{"id":"' .. id .. '","event":"' .. ARGV[2] .. '","event_id":' .. n
+      .. ',"status":"pending","created_at":' .. now .. ',"attempts":[],"data":' .. ARGV[3] .. '}'
+    if redis.call('HSETNX', KEYS[4], id, record) == 1 then
+      redis.call('EXPIRE', KEYS[4], ARGV[4])
+      redis.call('ZADD', KEYS[5], now, id)
+    end
+  end
+end
 return n
 """
 
@@ -98,7 +138,13 @@ class EventPublisher:
     def publish(self, job_id: str, event: EventName, data: dict[str, Any]) -> int:
         """Publish one event and return its id within the job."""
         payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        keys = [job_sequence_key(job_id), job_events_key(job_id)]
+        keys = [
+            job_sequence_key(job_id),
+            job_events_key(job_id),
+            job_key(job_id),
+            job_deliveries_key(job_id),
+            WEBHOOKS_DUE_KEY,
+        ]
         args = [job_id, event.value, payload, self._retention, EVENTS_CHANNEL]
         return int(self._script(keys=keys, args=args))
 

@@ -16,8 +16,10 @@ from typing import Any
 import redis
 from pydantic_core import to_jsonable_python
 
+from shared.deliveries import WebhookDeliveries
 from shared.events import (
     JOB_INDEX_KEY,
+    job_deliveries_key,
     job_events_key,
     job_key,
     job_sequence_key,
@@ -70,6 +72,7 @@ class JobRepository:
         self._redis = client
         self._retention = retention_seconds
         self._update = client.register_script(_UPDATE_SCRIPT)
+        self._deliveries = WebhookDeliveries(client)
 
     def create(self, job: JobRead, tenant: str = DEFAULT_TENANT) -> None:
         """Store a new job's record for `tenant`, index it, and count it as active."""
@@ -100,6 +103,8 @@ class JobRepository:
         fields = _decode(raw)
         if tenant is not None and fields.get("tenant", DEFAULT_TENANT) != tenant:
             return None
+        if "webhook" in fields:
+            fields["webhook"]["deliveries"] = self._deliveries.for_job(job_id)
         return JobRead.model_validate(fields)
 
     def status(self, job_id: str) -> JobStatus | None:
@@ -131,7 +136,12 @@ class JobRepository:
         """Remove a job's record, event log and index entries (its audio is the store's)."""
         tenant = self.tenant_of(job_id) or DEFAULT_TENANT
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(job_key(job_id), job_events_key(job_id), job_sequence_key(job_id))
+            pipe.delete(
+                job_key(job_id),
+                job_events_key(job_id),
+                job_sequence_key(job_id),
+                job_deliveries_key(job_id),
+            )
             pipe.zrem(JOB_INDEX_KEY, job_id)
             pipe.zrem(tenant_jobs_key(tenant), job_id)
             pipe.srem(tenant_active_key(tenant), job_id)

@@ -39,7 +39,6 @@ from shared.schemas import (
     JobStatus,
     JobTask,
     StageDurations,
-    TranscriptSegment,
 )
 from shared.storage import AudioStore, upload_key
 from worker.audio import SAMPLE_RATE, Audio, decode_audio
@@ -50,7 +49,7 @@ from worker.backends.base import (
     Turn,
 )
 from worker.gpu import free_cached_memory
-from worker.pieces import DeltaCoalescer, collect_segments, split_stats
+from worker.pieces import DeltaCoalescer, TimedTranscript, collect_segments, split_stats
 from worker.windows import Window, split_windows
 
 logger = logging.getLogger(__name__)
@@ -177,7 +176,9 @@ class JobPipeline:
             return
         started = time.perf_counter()
         texts: list[str] = []
-        segments: list[TranscriptSegment] = []
+        timed = TimedTranscript()
+        # Only a backend that declares word times is asked for them (the others lack the option).
+        words = job.word_timestamps and getattr(self.backend, "word_timestamps", False)
         windows = 0
         offset = 0.0  # where the current part starts in the job's audio
         for part in job.audio:
@@ -190,11 +191,15 @@ class JobPipeline:
                     audio[window.start : window.end],
                     language=job.language,
                     prompt=job.transcription_prompt,
+                    **({"words": True} if words else {}),
                 )
                 bounds = (offset + window.start / SAMPLE_RATE, offset + window.end / SAMPLE_RATE)
                 with closing_iterator(pieces):
-                    timed = collect_segments(pieces, segments, *bounds)
-                    text = self._stream(job_id, EventName.TRANSCRIPT_DELTA, timed)
+                    text = self._stream(
+                        job_id,
+                        EventName.TRANSCRIPT_DELTA,
+                        collect_segments(pieces, timed, *bounds),
+                    )
                 window_texts.append(text.strip())
                 windows += 1
             texts.append(" ".join(text for text in window_texts if text))
@@ -206,11 +211,18 @@ class JobPipeline:
         self._jobs.update(
             job_id,
             transcript=transcript,
-            segments=segments,
+            segments=timed.segments,
             durations=durations,
             transcript_windows=windows,
+            transcript_language=timed.language,
+            words=timed.words if job.word_timestamps else None,
         )
-        self._events.publish(job_id, EventName.TRANSCRIPT_COMPLETED, {"text": transcript})
+        completed: dict[str, Any] = {"text": transcript}
+        if timed.language:
+            completed["language"] = timed.language
+        if job.word_timestamps:
+            completed["words"] = [word.model_dump() for word in timed.words]
+        self._events.publish(job_id, EventName.TRANSCRIPT_COMPLETED, completed)
         logger.info("transcribed in %.2f s", durations.transcribe_seconds, extra={"job_id": job_id})
         if job.task is JobTask.TRANSCRIBE:
             end_job(self._jobs, self._events, job_id, JobStatus.SUCCEEDED)

@@ -38,7 +38,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 _MAX_AUDIO_PARTS = 8
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 # Multipart fields that may repeat; the others are read once.
-_LIST_FIELDS = frozenset({"audio", "upload_ids"})
+_LIST_FIELDS = frozenset({"audio", "upload_ids", "webhook_events_filter"})
 
 _JOB_OPTIONS = {
     "question": {"type": "string"},
@@ -59,6 +59,12 @@ _JOB_OPTIONS = {
         },
     },
     "upload_ids": {"type": "array", "items": {"type": "string"}},
+    "word_timestamps": {"type": "boolean"},
+    "webhook": {"type": "string", "format": "uri", "maxLength": 2048},
+    "webhook_events_filter": {
+        "type": "array",
+        "items": {"type": "string", "enum": ["transcript.completed", "answer.completed", "done"]},
+    },
 }
 _CREATE_BODY = {
     "requestBody": {
@@ -100,8 +106,9 @@ async def _read_request(request: Request, max_bytes: int) -> tuple[JobCreate, li
         }
         if "history" in fields:
             fields["history"] = _parse_json(str(fields["history"]), "history")
-        if form.getlist("upload_ids"):
-            fields["upload_ids"] = form.getlist("upload_ids")
+        for name in ("upload_ids", "webhook_events_filter"):
+            if form.getlist(name):
+                fields[name] = form.getlist(name)
         return JobCreate.model_validate(fields), [p for p in audio if isinstance(p, UploadFile)]
     raise UnsupportedMediaType("send multipart/form-data (with audio) or application/json")
 

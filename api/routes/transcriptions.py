@@ -21,6 +21,7 @@ from api.openai_schemas import (
     TranscriptionForm,
     TranscriptionVerbose,
     VerboseSegment,
+    VerboseWord,
 )
 from api.openai_sse import data_event, done_event, openai_stream
 from api.outcomes import JobOutcome, apply_event, wait_for_end
@@ -110,6 +111,7 @@ async def create_transcription(
         language=form.language,
         transcription_prompt=form.prompt,
         temperature=form.temperature,
+        word_timestamps="word" in form.timestamp_granularities,
     )
     try:
         audio = [IncomingAudio(upload.file, upload.filename)]
@@ -155,15 +157,18 @@ def _render(job: JobRead, form: TranscriptionForm) -> Response:
         )
         for index, cue in enumerate(cues(job.segments or [], duration))
     ]
+    granularities = form.timestamp_granularities
+    words = [VerboseWord(word=w.word, start=w.start, end=w.end) for w in job.words or []]
     verbose = TranscriptionVerbose(
-        language=job.language or "unknown",
+        language=job.transcript_language or job.language or "unknown",
         duration=duration,
         text=text,
-        segments=segments,
+        segments=segments if "segment" in granularities or not granularities else None,
+        words=words if "word" in granularities else None,
         usage=usage,
         job_id=job.id,
     )
-    return JSONResponse(verbose.model_dump(mode="json"))
+    return JSONResponse(verbose.model_dump(mode="json", exclude_none=True))
 
 
 async def _deltas(services: Services, job_id: str) -> AsyncIterator[ServerSentEvent]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.config import Settings
 from worker.audio import Audio
-from worker.backends.base import AnswerRequest, GenerationStats, TranscriptPiece
+from worker.backends.base import AnswerRequest, GenerationStats, TimedWord, TranscriptPiece
 from worker.backends.streaming import stream_generate
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ def build_prompt(request: AnswerRequest) -> str:
 class EmbeddedBackend:
     name = "embedded"
     hears_audio = False
+    # faster-whisper aligns words to the audio (cross-attention), on request.
+    word_timestamps = True
 
     def __init__(self, whisper: Any, tokenizer: Any, llm: Any) -> None:
         self._whisper = whisper
@@ -71,18 +73,29 @@ class EmbeddedBackend:
         return cls(whisper, tokenizer, llm)
 
     def transcribe(
-        self, audio: Audio, *, language: str | None, prompt: str | None = None
+        self, audio: Audio, *, language: str | None, prompt: str | None = None, words: bool = False
     ) -> Iterator[TranscriptPiece]:
-        # tiny.en is English only; faster-whisper ignores `language` for it.
-        segments, _info = self._whisper.transcribe(
+        # tiny.en is English only; faster-whisper ignores `language` for it and reports "en".
+        # A multilingual checkpoint detects the language when none is asked for.
+        segments, info = self._whisper.transcribe(
             audio,
             language=language,
             initial_prompt=prompt,
             beam_size=1,
             condition_on_previous_text=False,
+            word_timestamps=words,
         )
         for segment in segments:
-            yield TranscriptPiece(segment.text, start=segment.start, end=segment.end)
+            timed = tuple(
+                TimedWord(w.word.strip(), start=w.start, end=w.end) for w in segment.words or ()
+            )
+            yield TranscriptPiece(
+                segment.text,
+                start=segment.start,
+                end=segment.end,
+                words=timed,
+                language=info.language,
+            )
 
     def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:
         messages: list[dict[str, str]] = []
