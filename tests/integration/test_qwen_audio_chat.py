@@ -131,6 +131,19 @@ def test_gpu_precision_flags_load_bf16_weights_that_take_float32_audio(
     assert found == {"dtypes": ["torch.bfloat16"], "config_bf16": True, "completion_tokens": 8}
 
 
+def test_answers_in_a_batch_are_the_answers_alone(
+    pinned_python: Path, modules: dict[str, str], checkpoint: Path, shared_audio: Path
+) -> None:
+    """Rows of different shapes (audio, typed, short, two parts and history with audio, a
+    long typed question) in one batch, their cached keys rotated as rows join and leave."""
+    found = probe(
+        pinned_python, "batch", modules, checkpoint=str(checkpoint), audio=str(shared_audio / CLIP)
+    )
+    assert found["together"] == found["alone"]
+    assert found["largest_batch"] >= 3
+    assert [tokens for _, tokens, _ in found["alone"]] == [24, 24, 24, 24, 9]
+
+
 def _start(
     workdir: Path,
     redis_url: str,

@@ -11,6 +11,8 @@ the pinned environment's Python, the spec as JSON on stdin, and returns the JSON
              are installed but not required by deploy/requirements-qwen-audio-chat.txt
   bf16       the backend loaded with the GPU's precision flags on the CPU, answering about audio
   decode     the backend's decoder on ids the checkpoint's tokenizer cannot decode itself
+  batch      the backend's answers to requests of different shapes, one at a time and all at
+             once from threads (one batch), with the largest batch the engine decoded
 """
 
 from __future__ import annotations
@@ -202,7 +204,75 @@ def decode(spec: dict[str, Any]) -> dict[str, Any]:
     return {"text": AnswerText(tokenizer).decode(ids), "checkpoint_decoder": own}
 
 
-COMMANDS = {"reference": reference, "imports": imports, "bf16": bf16, "decode": decode}
+def batch(spec: dict[str, Any]) -> dict[str, Any]:
+    """Each request alone, then all at once: the answers and stats of both."""
+    import threading
+
+    from shared.config import Settings
+    from worker.audio import decode_audio
+    from worker.backends.base import AnswerRequest, GenerationStats, Turn
+    from worker.backends.qwen_audio_chat import QwenAudioChatBackend
+
+    clip = decode_audio(Path(spec["audio"]))
+    half = len(clip) // 2
+    requests = [
+        AnswerRequest(question="What is said?", audios=[clip], max_new_tokens=24),
+        AnswerRequest(question="What is the capital of France?", max_new_tokens=24),
+        AnswerRequest(question="Short.", audios=[clip[:8000]], max_new_tokens=24),
+        AnswerRequest(
+            question="Compare them.",
+            audios=[clip, clip[:half]],
+            history=[Turn("Who speaks?", "A man.", audio=clip[half:])],
+            max_new_tokens=24,
+        ),
+        AnswerRequest(question="A longer typed question " * 12, max_new_tokens=9),
+    ]
+    backend = QwenAudioChatBackend.load(
+        Settings(model="qwen-audio-chat", model_path=spec["checkpoint"], device="cpu")
+    )
+    sizes: list[int] = []
+    real_decode = backend.engine.runner.decode
+
+    def counted(tokens: Any, *args: Any) -> Any:
+        sizes.append(int(tokens.shape[0]))
+        return real_decode(tokens, *args)
+
+    backend.engine.runner.decode = counted  # type: ignore[method-assign]
+
+    def answer(request: AnswerRequest) -> list[Any]:
+        text, stats = "", None
+        for item in backend.answer(request):
+            if isinstance(item, GenerationStats):
+                stats = item
+            else:
+                text += item
+        assert stats is not None
+        return [text, stats.completion_tokens, stats.finish_reason]
+
+    try:
+        alone = [answer(request) for request in requests]
+        sizes.clear()
+        together: list[Any] = [None] * len(requests)
+        threads = [
+            threading.Thread(target=lambda i=i: together.__setitem__(i, answer(requests[i])))
+            for i in range(len(requests))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        backend.engine.stop()
+    return {"alone": alone, "together": together, "largest_batch": max(sizes)}
+
+
+COMMANDS = {
+    "reference": reference,
+    "imports": imports,
+    "bf16": bf16,
+    "decode": decode,
+    "batch": batch,
+}
 
 if __name__ == "__main__":
     result = COMMANDS[sys.argv[1]](json.loads(sys.stdin.read()))
