@@ -8,7 +8,7 @@ import time
 
 from bench.harness import log, raise_fd_limit, write_result
 
-SUITES = ("queue", "e2e", "fanout", "upload")
+SUITES = ("queue", "e2e", "fanout", "upload", "batching")
 
 
 def main() -> None:

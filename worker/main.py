@@ -83,6 +83,9 @@ def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
         metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
     name = f"{settings.model}-{os.getpid()}@{socket.gethostname()}"
     pipeline = build_pipeline(settings, client, name, metrics)
+    engine = getattr(pipeline.backend, "engine", None)
+    if engine is not None:
+        metrics.watch_engine(engine)
     app = create_celery_app(settings)
     register_tasks(app, pipeline)
     queue = queue_for_model(settings.model)
@@ -129,6 +132,5 @@ def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     finally:
         watchdog.stop()
         heartbeat.stop()
-        engine = getattr(pipeline.backend, "engine", None)
         if engine is not None:
             engine.stop()

@@ -32,7 +32,12 @@ from worker.backends.prompting import (
 )
 from worker.batching.capacity import start_engine
 from worker.batching.engine import BatchEngine, Generation, stream
-from worker.batching.hf_runner import DecoderRunner, PrefillForward
+from worker.batching.hf_runner import (
+    DecoderRunner,
+    PrefillForward,
+    forward_with_cache,
+    output_cache,
+)
 from worker.batching.sampling import Sampling
 from worker.gpu import (
     choose_device,
@@ -103,17 +108,24 @@ class Qwen2AudioBackend:
             quantization_config=quantization_config(settings.quantization, device),
         )
         model.eval()  # type: ignore[no-untyped-call]
-        placement = describe_placement(model, device)
-        engine = start_engine(runner(model), settings, cls.default_concurrency, placement)
+        backend = cls.serving(model, processor, settings, describe_placement(model, device))
         logger.info(
             "qwen2-audio loaded from %s on %s (%s) in %.1f s; up to %d jobs at once",
             folder,
-            placement,
+            backend.device,
             settings.quantization,
             time.perf_counter() - started,
-            engine.max_batch,
+            backend.concurrency,
         )
-        return cls(model, processor, placement, engine)
+        return backend
+
+    @classmethod
+    def serving(
+        cls, model: Any, processor: Any, settings: Settings, device: str
+    ) -> Qwen2AudioBackend:
+        """The backend around a loaded model, its batch engine sized and started."""
+        engine = start_engine(runner(model), settings, cls.default_concurrency, device)
+        return cls(model, processor, device, engine)
 
     def transcribe(
         self, audio: Audio, *, language: str | None, prompt: str | None = None
@@ -200,8 +212,8 @@ def runner(model: Any) -> DecoderRunner:
     from transformers import DynamicCache
 
     def prefill(prompt: Any) -> tuple[Any, Any]:
-        out = model.model(**prompt, cache=DynamicCache(), use_cache=True)
-        return out.last_hidden_state, out.cache
+        out = forward_with_cache(model.model, DynamicCache(), **prompt)
+        return out.last_hidden_state, output_cache(out)
 
     forward: PrefillForward = prefill
     return DecoderRunner(model.model.language_model, model.lm_head, forward)

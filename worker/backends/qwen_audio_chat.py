@@ -5,7 +5,8 @@ environment (deploy/requirements-qwen-audio-chat.txt) and refuses to load elsewh
 real code does, and this backend relies on (tests/integration/test_qwen_audio_chat.py runs it):
 
 - Audio goes in only as a file path inside the query (`<audio>path</audio>`), which the
-  tokenizer reads with the `ffmpeg` command, so each audio input is written to a temporary WAV.
+  tokenizer reads with the `ffmpeg` command (twice per request), so each audio input is written
+  to a temporary WAV, and its samples are handed to the tokenizer's loader from memory.
   The same tags in any text would make it read whatever path or URL they name, so every text
   that reaches the query is defused first (`defuse`). Clips under 30 ms break its audio encoder
   and are padded with silence.
@@ -31,7 +32,8 @@ import sys
 import tempfile
 import time
 import wave
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -128,10 +130,11 @@ class AnswerText:
         return str(self._tokenizer.decode(kept, skip_special_tokens=False, errors="replace"))
 
 
-def write_wav(folder: Path, name: str, audio: Audio) -> str:
-    """`audio` as a 16 kHz 16-bit WAV file in `folder`, for the model to read; its path. Audio
-    that came from 16-bit samples is written back exactly; clips the encoder cannot take are
-    padded with silence to its shortest input."""
+def write_wav(folder: Path, name: str, audio: Audio) -> tuple[str, Audio]:
+    """`audio` as a 16 kHz 16-bit WAV file in `folder`, for the model to read: its path, and the
+    samples the checkpoint's loader decodes from it. Audio that came from 16-bit samples is
+    written back exactly; clips the encoder cannot take are padded with silence to its
+    shortest input."""
     path = folder / f"{name}.wav"
     if len(audio) < MIN_AUDIO_SAMPLES:
         audio = np.pad(audio, (0, MIN_AUDIO_SAMPLES - len(audio)))
@@ -141,7 +144,44 @@ def write_wav(folder: Path, name: str, audio: Audio) -> str:
         out.setsampwidth(2)
         out.setframerate(SAMPLE_RATE)
         out.writeframes(pcm.tobytes())
-    return str(path)
+    # As the checkpoint's `load_audio` makes them of ffmpeg's 16-bit output.
+    return str(path), pcm.astype(np.float32) / 32768.0
+
+
+class AudioFiles:
+    """The audio of the requests in flight, as the checkpoint's code takes it: WAV files named
+    in `<audio>` tags. Its tokenizer reads each file with an ffmpeg process, twice a request
+    (for the turn, then for the whole context); installed as its `load_audio`, this hands it
+    the same samples from memory, and leaves any other path to the original."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._samples: dict[str, Audio] = {}
+        module = sys.modules[type(tokenizer).__module__]
+        original = getattr(module, "load_audio")  # noqa: B009 (set below, read the same way)
+
+        def load_audio(file: str, sr: int = SAMPLE_RATE) -> Any:
+            samples = self._samples.get(file)
+            return original(file, sr) if samples is None or sr != SAMPLE_RATE else samples
+
+        setattr(module, "load_audio", load_audio)  # noqa: B010 (the checkpoint's own module)
+
+    @contextmanager
+    def request(self) -> Iterator[Callable[[str, Audio], str]]:
+        """`write(name, audio) -> path` for one request; its files go when the block ends."""
+        written: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="audiochat-qwen-") as tmp:
+
+            def write(name: str, audio: Audio) -> str:
+                path, samples = write_wav(Path(tmp), name, audio)
+                self._samples[path] = samples
+                written.append(path)
+                return path
+
+            try:
+                yield write
+            finally:
+                for path in written:
+                    self._samples.pop(path, None)
 
 
 class QwenAudioChatBackend:
@@ -167,6 +207,7 @@ class QwenAudioChatBackend:
         self.engine = engine
         self.concurrency = engine.max_batch
         self._decoder = AnswerText(tokenizer)
+        self._audio = AudioFiles(tokenizer)
         config = model.generation_config
         self._stop_ids = frozenset(
             token
@@ -196,20 +237,25 @@ class QwenAudioChatBackend:
             **precision_flags(device),
         )
         model.eval()  # type: ignore[no-untyped-call]
-        remote = checkpoint_module(model)
-        placement = describe_placement(model, device)
-        engine = start_engine(
-            QwenAudioChatRunner(model), settings, cls.default_concurrency, placement
-        )
+        backend = cls.serving(model, tokenizer, settings, describe_placement(model, device))
         logger.info(
             "qwen-audio-chat loaded from %s on %s (%s) in %.1f s; up to %d jobs at once",
             folder,
-            placement,
+            backend.device,
             settings.quantization,
             time.perf_counter() - started,
-            engine.max_batch,
+            backend.concurrency,
         )
-        return cls(model, tokenizer, remote, placement, engine)
+        return backend
+
+    @classmethod
+    def serving(
+        cls, model: Any, tokenizer: Any, settings: Settings, device: str
+    ) -> QwenAudioChatBackend:
+        """The backend around a loaded model, its batch engine sized and started."""
+        remote = checkpoint_module(model)
+        engine = start_engine(QwenAudioChatRunner(model), settings, cls.default_concurrency, device)
+        return cls(model, tokenizer, remote, device, engine)
 
     def transcribe(
         self, audio: Audio, *, language: str | None, prompt: str | None = None
@@ -219,10 +265,10 @@ class QwenAudioChatBackend:
                 f"{seconds(audio):.1f} s of audio is more than the model hears at once "
                 f"({self.max_audio_seconds:g} s); split it into windows first"
             )
-        with tempfile.TemporaryDirectory(prefix="audiochat-qwen-") as tmp:
+        with self._audio.request() as write:
             query = self.tokenizer.from_list_format(
                 [
-                    {"audio": write_wav(Path(tmp), "audio", audio)},
+                    {"audio": write("audio", audio)},
                     {"text": defuse(with_hints(TRANSCRIBE_QUESTION, language, prompt))},
                 ]
             )
@@ -235,13 +281,12 @@ class QwenAudioChatBackend:
                 yield TranscriptPiece(piece)
 
     def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:
-        with tempfile.TemporaryDirectory(prefix="audiochat-qwen-") as tmp:
-            folder = Path(tmp)
+        with self._audio.request() as write:
             history: list[tuple[str, str]] = []
             for i, turn in enumerate(request.history):
                 items: list[dict[str, str]] = []
                 if turn.audio is not None and fits(turn.audio, self.max_audio_seconds):
-                    items.append({"audio": write_wav(folder, f"turn-{i}", turn.audio)})
+                    items.append({"audio": write(f"turn-{i}", turn.audio)})
                 items.append({"text": defuse(turn.question)})
                 history.append((self.tokenizer.from_list_format(items), defuse(turn.answer)))
             hears = hears_all(request, self.max_audio_seconds)
@@ -251,7 +296,7 @@ class QwenAudioChatBackend:
                     self.max_audio_seconds,
                 )
             items = [
-                {"audio": write_wav(folder, f"part-{i}", audio)}
+                {"audio": write(f"part-{i}", audio)}
                 for i, audio in enumerate(request.audios if hears else [])
             ]
             text = defuse(question_text(request, hears))

@@ -114,6 +114,7 @@ class BatchEngine:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="batch-engine", daemon=True)
         self.steps = 0
+        self.rows_decoded = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -229,6 +230,7 @@ class BatchEngine:
             return
         self._cache.advance(layers, mask)
         self.steps += 1
+        self.rows_decoded += len(rows)
         greedy = [i for i, r in enumerate(rows) if r.chooser.sampling.plain_greedy]
         chosen = dict(zip(greedy, logits[greedy].argmax(dim=-1).tolist(), strict=True))
         keep: list[int] = []
