@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.support.processes import REPO_ROOT
-from tests.support.tiny_qwen2_audio import run_builder
+from tests.support.tiny_qwen2_audio import REPO_ROOT, run_builder
 
 SHARED_CODE = REPO_ROOT.parent / "shared" / "models" / "qwen-audio-chat"
 # The environment `make qwen-audio-chat-env` builds; AUDIOCHAT_QWEN_AUDIO_CHAT_PYTHON overrides.
@@ -57,16 +56,16 @@ class SharedCodeMissing(RuntimeError):
     """`../shared/models/qwen-audio-chat` is not beside the checkout."""
 
 
-def shared_code() -> Path:
+def shared_code(folder: Path = SHARED_CODE) -> Path:
     """The folder with the checkpoint's own code; raises with what is missing if it is not whole."""
-    missing = [name for name in SNAPSHOT_FILES if not (SHARED_CODE / name).is_file()]
+    missing = [name for name in SNAPSHOT_FILES if not (folder / name).is_file()]
     if missing:
         raise SharedCodeMissing(
-            f"{SHARED_CODE} lacks {', '.join(missing)}: the qwen-audio-chat tests build their "
+            f"{folder} lacks {', '.join(missing)}: the qwen-audio-chat tests build their "
             "checkpoint from the real checkpoint's code in the project's shared/ folder beside "
             "the checkout (CI provides it)"
         )
-    return SHARED_CODE
+    return folder
 
 
 def pinned_python() -> Path:
@@ -75,21 +74,53 @@ def pinned_python() -> Path:
     return Path(override) if override else DEFAULT_VENV / "bin" / "python"
 
 
-def tiny_config() -> dict[str, Any]:
+def tiny_config(code: Path = SHARED_CODE) -> dict[str, Any]:
     """The shared `config.json` with the shrinkable sizes made small."""
-    config: dict[str, Any] = json.loads((shared_code() / "config.json").read_text())
+    config: dict[str, Any] = json.loads((shared_code(code) / "config.json").read_text())
     config.update(TINY_TEXT)
     config["audio"] = {**config["audio"], **TINY_AUDIO}
     return config
 
 
-def copy_snapshot(folder: Path, config: dict[str, Any]) -> Path:
+def copy_snapshot(folder: Path, config: dict[str, Any], code: Path = SHARED_CODE) -> Path:
     """The snapshot's files in `folder`, with `config` as its `config.json`; no weights."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in SNAPSHOT_FILES:
-        shutil.copy(shared_code() / name, folder / name)
+        shutil.copy(shared_code(code) / name, folder / name)
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return folder
+
+
+def build_in_memory(code: Path, full_size: bool, device: str) -> tuple[Any, Any]:
+    """(model, tokenizer) of the checkpoint in `code`, the model made with random weights on
+    `device` (bf16 on a GPU), never written to disk. Run by the pinned environment's Python."""
+    import tempfile
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from worker.backends.qwen_audio_chat import precision_flags
+
+    sizes = json.loads((shared_code(code) / "config.json").read_text())
+    folder = copy_snapshot(
+        Path(tempfile.mkdtemp(prefix="qwen-audio-chat-")),
+        sizes if full_size else tiny_config(code),
+        code,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True, local_files_only=True)
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=True, local_files_only=True)
+    for flag, value in precision_flags(device).items():
+        setattr(config, flag, value)
+    dtype = torch.bfloat16 if device != "cpu" else torch.float32
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=True, torch_dtype=dtype)
+    # What from_pretrained does and from_config does not: the checkpoint's generation config
+    # (chat format, window), and the filterbank beside the module the audio code reads it from.
+    model.generation_config = GenerationConfig.from_pretrained(folder)
+    module = Path(sys.modules[type(model).__module__].__file__ or "")
+    shutil.copy(folder / "mel_filters.npz", module.with_name("mel_filters.npz"))
+    return model.eval(), tokenizer
 
 
 def build(folder: Path, python: Path, env: dict[str, str] | None = None) -> Path:
