@@ -40,7 +40,7 @@ def test_the_gpu_check_runs_both_models_on_the_cpu(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     models = {m["model"]: m for m in report["models"]}
     assert set(models) == {"qwen2-audio", "qwen-audio-chat"}
-    for name, result in models.items():
+    for result in models.values():
         assert "error" not in result, result.get("error")
         assert result["sizes"] == "tiny" and result["concurrency"] == 4
         assert result["alone"]["tokens"] == 8 and result["alone"]["decode_tokens_per_s"] > 0
