@@ -111,6 +111,8 @@ def _parse_json(raw: bytes | str, field: str) -> Any:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"`{field}` is not valid JSON: {exc}", field=field) from exc
+    except RecursionError:
+        raise InvalidRequest(f"`{field}` is nested too deeply", field=field) from None
     if field == "body" and not isinstance(value, dict):
         raise InvalidRequest("the JSON body must be an object", field=field)
     return value
