@@ -67,7 +67,9 @@ def _open_services(settings: Settings) -> Services:
         queue=JobQueue(settings),
         hub=EventHub(async_client),
         workers=WorkerRegistry(sync_client),
-        idempotency=IdempotencyKeys(sync_client, settings.job_retention_seconds),
+        idempotency=IdempotencyKeys(
+            sync_client, settings.job_retention_seconds, settings.idempotency_pending_seconds
+        ),
         expiry=ObjectExpiry(sync_client, settings.job_retention_seconds),
         uploads=UploadRepository(sync_client, settings.job_retention_seconds),
     )

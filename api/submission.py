@@ -94,13 +94,24 @@ def submit_job(
             raise IdempotencyKeyReused(field="Idempotency-Key")
         job = services.jobs.get(earlier.job_id, tenant)
         if job is None:
-            raise Conflict("a request with this Idempotency-Key is still being processed")
+            # Being created now, or its gateway died doing so: the claim expires soon.
+            wait = services.idempotency.seconds_left(tenant, idempotency_key)
+            raise Conflict(
+                "a request with this Idempotency-Key is still being processed",
+                retry_after=max(1, wait),
+            )
         return job
     try:
-        return _create(services, options, audio, tenant, job_id)
+        job = _create(services, options, audio, tenant, job_id)
     except BaseException:
         services.idempotency.release(tenant, idempotency_key)
         raise
+    if not services.idempotency.confirm(tenant, idempotency_key, claim):
+        logger.warning(
+            "the Idempotency-Key was claimed again while this job was being created",
+            extra={"job_id": job.id},
+        )
+    return job
 
 
 def _create(

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # Per API key: requests per minute (0 = no limit) and jobs not yet ended (0 = no cap).
     rate_limit_per_minute: int = Field(default=600, ge=0)
     max_active_jobs_per_tenant: int = Field(default=64, ge=0)
+    # An `Idempotency-Key` is held this long for a job being created; once the job exists it
+    # is kept for the retention. A gateway that dies mid-submission frees the key after it.
+    idempotency_pending_seconds: int = Field(default=120, ge=1)
     # Jobs waiting in one model's queue beyond which new jobs are refused with 503.
     max_queue_depth: int = Field(default=5000, ge=1)
 
