@@ -53,8 +53,8 @@ def tenant_jobs_key(tenant: str) -> str:
 
 
 def tenant_active_key(tenant: str) -> str:
-    """The set of a tenant's jobs that have not ended (for the per-key cap)."""
-    return f"audiochat:tenant:{tenant}:active"
+    """A tenant's jobs that have not ended, by creation time (for the per-key cap)."""
+    return f"audiochat:tenant:{tenant}:active-jobs"
 
 
 def rate_window_key(tenant: str, window: int) -> str:

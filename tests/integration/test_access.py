@@ -166,9 +166,7 @@ def test_event_tokens_work_for_tenants_with_dots_in_their_names(keyed: Stack) ->
         with client(keyed, "alice") as alice:
             mine = alice.post("/v1/jobs", json={"question": "mine"}).json()
         with client(keyed, None) as anonymous:
-            assert _events(anonymous, f"/v1/jobs/{mine['id']}/events?token={token}") == [
-                "HTTP 401"
-            ]
+            assert _events(anonymous, f"/v1/jobs/{mine['id']}/events?token={token}") == ["HTTP 401"]
 
 
 def test_cors_allows_only_the_listed_origins(keyed: Stack) -> None:
