@@ -35,26 +35,30 @@ from shared.workers import WorkerRegistry
 logger = logging.getLogger(__name__)
 
 
+# A request fails within about this long while Redis is down or frozen (connect and read each
+# time out after it; no retries), rather than hanging: the client gets 503 and retries.
+REDIS_TIMEOUT_SECONDS = 2
+
+
 def _open_services(settings: Settings) -> Services:
-    # Short timeouts: while Redis is down a request fails fast with 503 instead of hanging.
     limit = settings.redis_max_connections
+    # `timeout`: how long a request waits for a free connection when all are in use.
+    timeouts = {
+        "timeout": REDIS_TIMEOUT_SECONDS,
+        "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+        "socket_timeout": REDIS_TIMEOUT_SECONDS,
+        "health_check_interval": 30,
+    }
     sync_client = redis.Redis(
         connection_pool=redis.BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=limit,
-            timeout=5,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-            health_check_interval=30,
+            settings.redis_url, max_connections=limit, **timeouts
         )
     )
+    # The event subscription reads without a timeout all the same (redis-py blocks on pub/sub
+    # reads); every other command on this pool fails like the sync ones.
     async_client = aioredis.Redis(
         connection_pool=aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=limit,
-            timeout=5,
-            socket_connect_timeout=2,
-            health_check_interval=30,
+            settings.redis_url, max_connections=limit, **timeouts
         )
     )
     return Services(
