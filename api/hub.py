@@ -236,8 +236,12 @@ class EventHub:
             if len(entries) < REPLAY_PAGE:
                 return
 
-    async def follow(self, job_id: str, after: int = 0) -> AsyncIterator[JobEvent]:
-        """A job's events with ids above `after`, in order, ending with `done`."""
+    async def follow(
+        self, job_id: str, after: int = 0, timeout: float | None = None
+    ) -> AsyncIterator[JobEvent]:
+        """A job's events with ids above `after`, in order, ending with `done`; TimeoutError
+        if `timeout` seconds pass first while waiting for the next event."""
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
         queue: asyncio.Queue[object] = asyncio.Queue(maxsize=_QUEUE_SIZE)
         self._subscribers[job_id].add(queue)
         last = after
@@ -250,7 +254,8 @@ class EventHub:
                         if item.event is EventName.DONE:
                             return
                 while True:
-                    live = await queue.get()
+                    async with asyncio.timeout_at(deadline):
+                        live = await queue.get()
                     if not isinstance(live, JobEvent | _Skipped):
                         break  # resync
                     if live.id <= last:

@@ -22,7 +22,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.problems import field_errors
-from shared.errors import InvalidRequest, ServiceError, ServiceUnavailable, UnknownModel
+from shared.errors import (
+    InvalidRequest,
+    JobNotFinished,
+    ServiceError,
+    ServiceUnavailable,
+    UnknownModel,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +93,10 @@ def render_error(exc: Exception) -> JSONResponse:
         headers = {"Retry-After": str(retry_after)} if retry_after else {}
         if status == 401:
             headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, JobNotFinished):
+            # The job goes on: OpenAI's SDKs would otherwise send the request again and
+            # start a second job beside it.
+            headers["x-should-retry"] = "false"
         return openai_error(status, exc.code, exc.message, exc.field, headers or None)
     if isinstance(exc, RequestValidationError | ValidationError):
         errors = field_errors(exc.errors())

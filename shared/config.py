@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     default_max_new_tokens: int = Field(default=256, ge=1)
     max_new_tokens_limit: int = Field(default=2048, ge=1)
 
+    # The longest a chat completion or transcription waits for its job (one stuck in a queue,
+    # say); then it answers 504 `job-not-finished` and the job goes on. Below the 600 s after
+    # which OpenAI's SDKs give up on a response and send the request again.
+    max_wait_seconds: float = Field(default=540.0, gt=0)
     # Seconds between SSE keep-alive comments.
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     # Deltas are coalesced so a job publishes at most this many events per second.

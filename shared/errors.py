@@ -23,6 +23,7 @@
     │   └── ModelUnavailable         503 model-unavailable
     ├── ModelError                   500 model-error
     ├── StageTimeout                 504 timeout
+    ├── JobNotFinished               504 job-not-finished
     ├── WorkerLost                   500 worker-lost
     └── JobCanceled                  409 canceled
 
@@ -162,6 +163,12 @@ class StageTimeout(ServiceError):
     status = 504
     code = "timeout"
     title = "A stage of the job ran over its time limit"
+
+
+class JobNotFinished(ServiceError):
+    status = 504
+    code = "job-not-finished"
+    title = "The job did not end while the request waited; it goes on"
 
 
 class WorkerLost(ServiceError):

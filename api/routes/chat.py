@@ -26,7 +26,7 @@ from api.openai_schemas import (
     usage_of,
 )
 from api.openai_sse import data_event, done_event, openai_stream
-from api.outcomes import JobOutcome, TranscriptHook, apply_event, wait_for_end
+from api.outcomes import JobOutcome, TranscriptHook, apply_event, not_finished, wait_for_end
 from shared.errors import ServiceUnavailable, UnsupportedMediaType, UploadTooLarge
 from shared.schemas import EventName
 
@@ -95,7 +95,9 @@ async def chat_completions(request: Request, services: ServicesDep, tenant: Tena
             _chunks(services, submitted, hook, include_usage),
             services.settings.sse_keepalive_seconds,
         )
-    outcome = await wait_for_end(request, services.hub, submitted.job.id, hook)
+    outcome = await wait_for_end(
+        request, services.hub, submitted.job.id, services.settings.max_wait_seconds, hook
+    )
     if outcome is None:
         # Nobody reads this: the client closed the connection (nginx's 499).
         return Response(status_code=499)
@@ -156,8 +158,10 @@ async def _chunks(
     `[DONE]`; a failed job sends OpenAI's error object in place of the rest."""
     yield _chunk(submitted, ChunkDelta(role="assistant", content=""))
     outcome = JobOutcome()
+    job_id = submitted.job.id
+    timeout = services.settings.max_wait_seconds
     try:
-        async for event in services.hub.follow(submitted.job.id):
+        async for event in services.hub.follow(job_id, timeout=timeout):
             apply_event(outcome, event.event, event.data)
             if event.event is EventName.TRANSCRIPT_COMPLETED:
                 await hook(outcome.transcript or "")
@@ -176,8 +180,11 @@ async def _chunks(
                 if include_usage:
                     yield _chunk(submitted, None, usage=usage)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        logger.warning("event stream lost: %s", exc, extra={"job_id": submitted.job.id})
+        logger.warning("event stream lost: %s", exc, extra={"job_id": job_id})
         outcome.error = {"code": ServiceUnavailable.code, "message": "Redis is unavailable"}
+    except TimeoutError:
+        error = not_finished(job_id, timeout)
+        outcome.error = {"code": error.code, "message": error.message}
     if outcome.error is not None:
         yield _error_event(outcome.error["code"], outcome.error["message"])
     yield done_event()
