@@ -18,42 +18,55 @@ from api.deps import Services
 from shared.errors import WorkerLost
 from shared.events import REAPER_LOCK_KEY
 from shared.outcomes import fail_job
-from shared.running import RunningJobs
+from shared.running import Claim, RunningJobs
 
 logger = logging.getLogger(__name__)
 
 
 def reap(services: Services, running: RunningJobs) -> int:
-    """Requeue or fail the stages of dead workers; returns how many were handled."""
+    """Requeue or fail the stages of dead workers; returns how many were handled.
+
+    A claim is deleted only once its stage has been requeued or its job ended, and only if
+    it is still the claim found stale: if sending the task fails, the claim stays for the
+    next pass, and a stage claimed again meanwhile keeps its new claim.
+    """
     handled = 0
     # A claim is written just before the worker's next beat names the job: allow two beats.
     grace = services.settings.worker_heartbeat_ttl_seconds
     for claim in running.stale(grace):
-        job = services.jobs.get(claim.job_id)
-        running.release(claim.job_id)
-        handled += 1
-        if job is None or job.status.is_terminal:
-            continue
-        attempts = job.transcribe_attempts if claim.stage == "transcribe" else job.answer_attempts
-        if attempts >= services.settings.max_stage_attempts:
-            fail_job(
-                services.jobs,
-                services.events,
-                job.id,
-                WorkerLost(f"the worker running {claim.stage} died {attempts} times"),
-            )
-            logger.error(
-                "failed: worker-lost after %d attempts", attempts, extra={"job_id": job.id}
-            )
-        else:
-            services.queue.enqueue(job, from_stage=claim.stage)
+        try:
+            _reap_one(services, claim)
+        except Exception as exc:
             logger.warning(
-                "requeued: worker %s died during %s",
-                claim.worker,
-                claim.stage,
-                extra={"job_id": job.id},
+                "reaping failed, the next pass tries again: %s", exc, extra={"job_id": claim.job_id}
             )
+            continue
+        running.release_stale(claim)
+        handled += 1
     return handled
+
+
+def _reap_one(services: Services, claim: Claim) -> None:
+    job = services.jobs.get(claim.job_id)
+    if job is None or job.status.is_terminal:
+        return
+    attempts = job.transcribe_attempts if claim.stage == "transcribe" else job.answer_attempts
+    if attempts >= services.settings.max_stage_attempts:
+        fail_job(
+            services.jobs,
+            services.events,
+            job.id,
+            WorkerLost(f"the worker running {claim.stage} died {attempts} times"),
+        )
+        logger.error("failed: worker-lost after %d attempts", attempts, extra={"job_id": job.id})
+    else:
+        services.queue.enqueue(job, from_stage=claim.stage)
+        logger.warning(
+            "requeued: worker %s died during %s",
+            claim.worker,
+            claim.stage,
+            extra={"job_id": job.id},
+        )
 
 
 def sweep(services: Services) -> int:
