@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,12 +18,12 @@ from api.auth import Authenticator, authenticate
 from api.deps import Services
 from api.hub import EventHub
 from api.idempotency import IdempotencyKeys
-from api.limits import BodySizeLimit
 from api.maintenance import maintain
 from api.metrics import GatewayMetrics, MetricsMiddleware
 from api.metrics import router as metrics_router
 from api.problems import install_problem_handlers
 from api.queue import JobQueue
+from api.request_body import RequestBodyLimits, body_limit
 from api.routes import chat, health, jobs, models, transcriptions, uploads, web
 from shared.config import Settings
 from shared.events import EventPublisher
@@ -115,8 +116,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.authenticator = Authenticator(settings)
     metrics = GatewayMetrics()
     app.state.metrics = metrics
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        RequestBodyLimits,
+        limit_for=functools.partial(body_limit, max_audio_bytes=settings.max_upload_bytes),
+        idle_seconds=settings.request_body_idle_seconds,
+        total_seconds=settings.request_body_seconds,
+    )
     if settings.cors_origins:
         wildcard = "*" in settings.cors_origins
         app.add_middleware(
@@ -127,6 +132,8 @@ def create_app(settings: Settings) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
         )
+    # Added last, so it is outermost: requests the body limits or CORS refuse are counted too.
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics_router)

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from api.problems import field_errors
@@ -33,6 +33,13 @@ from shared.errors import (
 logger = logging.getLogger(__name__)
 
 _HTTP_CODES = {404: "not-found", 405: "method-not-allowed"}
+# Where OpenAI's clients call (chat, audio, models) and the uploads they refer to.
+OPENAI_PATH_PREFIXES = ("/v1/chat/", "/v1/audio/", "/v1/models", "/v1/uploads", "/upload")
+
+
+def is_openai_path(path: str) -> bool:
+    """Whether errors on `path` use OpenAI's body rather than a problem document."""
+    return path.startswith(OPENAI_PATH_PREFIXES)
 
 
 def error_type(status: int) -> str:
@@ -125,6 +132,8 @@ class OpenAIRoute(APIRoute):
         async def route(request: Request) -> Response:
             try:
                 return await handler(request)
+            except ClientDisconnect:
+                raise  # nobody to answer (api/request_body.py notes it)
             except Exception as exc:
                 return render_error(exc)
 

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     job_retention_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_audio_seconds: float = Field(default=600.0, gt=0)
+    # A request body that pauses this long, or takes this long in all, ends with 408.
+    request_body_idle_seconds: float = Field(default=30.0, gt=0)
+    request_body_seconds: float = Field(default=600.0, gt=0)
     default_max_new_tokens: int = Field(default=256, ge=1)
     max_new_tokens_limit: int = Field(default=2048, ge=1)
 

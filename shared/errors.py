@@ -16,6 +16,7 @@
     │   └── JobFinished              409 job-finished
     ├── UnsupportedMediaType         415 unsupported-media-type
     ├── UploadTooLarge               413 upload-too-large
+    ├── RequestTimeout               408 request-timeout
     ├── JobNotFound                  404 job-not-found
     ├── ServiceUnavailable           503 service-unavailable
     │   ├── StorageUnavailable       503 storage-unavailable
@@ -98,6 +99,12 @@ class UploadTooLarge(ServiceError):
     status = 413
     code = "upload-too-large"
     title = "The upload is larger than this service accepts"
+
+
+class RequestTimeout(ServiceError):
+    status = 408
+    code = "request-timeout"
+    title = "The request body did not arrive in time"
 
 
 class JobNotFound(ServiceError):
