@@ -28,6 +28,7 @@ from api.routes import chat, health, jobs, models, transcriptions, uploads, web
 from shared.config import Settings
 from shared.events import EventPublisher
 from shared.jobs import JobRepository
+from shared.quota import StorageQuota, Stored
 from shared.retention import ObjectExpiry
 from shared.storage import open_store
 from shared.uploads import UploadRepository
@@ -77,6 +78,14 @@ def _open_services(settings: Settings) -> Services:
         ),
         expiry=ObjectExpiry(sync_client, settings.job_retention_seconds),
         uploads=UploadRepository(sync_client, settings.job_retention_seconds),
+        quota=StorageQuota(
+            sync_client,
+            settings.job_retention_seconds,
+            {
+                Stored.RECORDS: settings.max_record_bytes_per_tenant,
+                Stored.AUDIO: settings.max_audio_bytes_per_tenant,
+            },
+        ),
     )
 
 

@@ -31,6 +31,7 @@ from shared.errors import (
 )
 from shared.jobs import DEFAULT_TENANT, new_job_id, utcnow
 from shared.media import probe_audio
+from shared.quota import JOB_RECORD_ALLOWANCE, Reservation, Stored
 from shared.schemas import AudioPart, EventName, JobCreate, JobRead, JobStatus, JobTask
 from shared.storage import audio_key, escape_filename
 from shared.tasks import KNOWN_MODELS
@@ -172,6 +173,7 @@ def _create(
         history=options.history,
         created_at=utcnow(),
     )
+    reservations = _reserve_storage(services, tenant, options, audio)
     stored: list[str] = []
     try:
         for part, incoming in zip(parts, audio, strict=True):
@@ -185,6 +187,7 @@ def _create(
         services.queue.enqueue(job)
     except Exception as exc:
         _undo(services, job, stored)
+        services.quota.release(*reservations)
         if isinstance(exc, ServiceError):
             raise
         raise ServiceUnavailable(f"the job could not be queued: {exc}") from exc
@@ -192,6 +195,28 @@ def _create(
         "job submitted (model %s, %d audio parts)", model, len(parts), extra={"job_id": job.id}
     )
     return job
+
+
+def _reserve_storage(
+    services: Services, tenant: str, options: JobCreate, audio: Sequence[IncomingAudio]
+) -> list[Reservation | None]:
+    """Count the job's text and audio against the tenant's quotas (StorageQuotaExceeded if
+    either is full); nothing is written before this has passed."""
+    text = len(options.model_dump_json(exclude_defaults=True)) + JOB_RECORD_ALLOWANCE
+    records = services.quota.reserve(tenant, Stored.RECORDS, text)
+    try:
+        size = sum(stream_size(part.stream) for part in audio)
+        return [records, services.quota.reserve(tenant, Stored.AUDIO, size) if size else None]
+    except BaseException:
+        services.quota.release(records)
+        raise
+
+
+def stream_size(stream: BinaryIO) -> int:
+    """The length of a seekable stream, which is left at its start."""
+    size = stream.seek(0, 2)
+    stream.seek(0)
+    return size
 
 
 def _resolve_uploads(services: Services, options: JobCreate, tenant: str) -> list[AudioPart]:

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     # An `Idempotency-Key` is held this long for a job being created; once the job exists it
     # is kept for the retention. A gateway that dies mid-submission frees the key after it.
     idempotency_pending_seconds: int = Field(default=120, ge=1)
+    # Bytes each tenant may keep stored at once (0: no quota), counted until they expire: the
+    # text of its jobs in Redis (questions, history, answers, events), and its audio.
+    max_record_bytes_per_tenant: int = Field(default=256 * 1024 * 1024, ge=0)
+    max_audio_bytes_per_tenant: int = Field(default=10 * 1024 * 1024 * 1024, ge=0)
     # Jobs waiting in one model's queue beyond which new jobs are refused with 503.
     max_queue_depth: int = Field(default=5000, ge=1)
 

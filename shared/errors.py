@@ -10,7 +10,8 @@
     │   └── NoSpeech                 422 no-speech
     ├── Unauthorized (api/auth.py)   401 unauthorized
     ├── TooManyRequests              429 rate-limited
-    │   └── TooManyActiveJobs        429 too-many-active-jobs
+    │   ├── TooManyActiveJobs        429 too-many-active-jobs
+    │   └── StorageQuotaExceeded     429 storage-quota-exceeded
     ├── Conflict                     409 conflict
     │   ├── IdempotencyKeyReused     409 idempotency-key-reused
     │   └── JobFinished              409 job-finished
@@ -122,6 +123,11 @@ class TooManyRequests(ServiceError):
 class TooManyActiveJobs(TooManyRequests):
     code = "too-many-active-jobs"
     title = "Too many jobs of this API key have not ended yet"
+
+
+class StorageQuotaExceeded(TooManyRequests):
+    code = "storage-quota-exceeded"
+    title = "This API key keeps as much stored as its quota allows"
 
 
 class Conflict(ServiceError):

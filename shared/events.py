@@ -57,6 +57,11 @@ def tenant_active_key(tenant: str) -> str:
     return f"audiochat:tenant:{tenant}:active-jobs"
 
 
+def tenant_storage_key(tenant: str, kind: str, bucket: int) -> str:
+    """Bytes of one kind a tenant stored in one time bucket (shared/quota.py)."""
+    return f"audiochat:tenant:{tenant}:stored:{kind}:{bucket}"
+
+
 def rate_window_key(tenant: str, window: int) -> str:
     """Requests a tenant made in one rate-limit window."""
     return f"audiochat:tenant:{tenant}:rate:{window}"
