@@ -25,6 +25,7 @@ from api.problems import field_errors
 from shared.errors import (
     InvalidRequest,
     JobNotFinished,
+    RedisFull,
     ServiceError,
     ServiceUnavailable,
     UnknownModel,
@@ -114,6 +115,9 @@ def render_error(exc: Exception) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http-error")
         extra = dict(exc.headers) if exc.headers else None
         return openai_error(exc.status_code, code, str(exc.detail), headers=extra)
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        logger.error("redis is full (maxmemory, noeviction): %s", exc)
+        return openai_error(503, RedisFull.code, RedisFull.title, headers={"Retry-After": "30"})
     if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
         logger.warning("redis unavailable: %s", exc)
         return openai_error(

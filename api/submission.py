@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import redis.exceptions
+
 from api.deps import Services
 from api.idempotency import Claim, fingerprint
 from api.limits import check_capacity
@@ -188,7 +190,8 @@ def _create(
     except Exception as exc:
         _undo(services, job, stored)
         services.quota.release(*reservations)
-        if isinstance(exc, ServiceError):
+        # Redis's own errors (down, full) get their own problems.
+        if isinstance(exc, ServiceError | redis.exceptions.RedisError):
             raise
         raise ServiceUnavailable(f"the job could not be queued: {exc}") from exc
     logger.info(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import redis.exceptions
+
 from api.deps import Services
 from api.submission import IncomingAudio, check_audio
 from shared.errors import ServiceError, ServiceUnavailable
@@ -58,7 +60,8 @@ def store_upload(
     except Exception as exc:
         _remove_object(services, record.key)
         services.quota.release(*reservations)
-        if isinstance(exc, ServiceError):
+        # Redis's own errors (down, full) get their own problems.
+        if isinstance(exc, ServiceError | redis.exceptions.RedisError):
             raise
         raise ServiceUnavailable(f"the upload could not be recorded: {exc}") from exc
     logger.info("upload_id=%s stored (%.1f s, %d bytes)", upload_id, seconds, size)

@@ -22,6 +22,7 @@
     ├── ServiceUnavailable           503 service-unavailable
     │   ├── StorageUnavailable       503 storage-unavailable
     │   ├── QueueFull                503 queue-full
+    │   ├── RedisFull                503 redis-full
     │   └── ModelUnavailable         503 model-unavailable
     ├── ModelError                   500 model-error
     ├── StageTimeout                 504 timeout
@@ -160,6 +161,11 @@ class StorageUnavailable(ServiceUnavailable):
 class QueueFull(ServiceUnavailable):
     code = "queue-full"
     title = "Too many jobs are waiting for this model"
+
+
+class RedisFull(ServiceUnavailable):
+    code = "redis-full"
+    title = "Redis is full: it refuses writes until memory is freed"
 
 
 class ModelUnavailable(ServiceUnavailable):
