@@ -74,7 +74,7 @@ def _open_services(settings: Settings) -> Services:
         hub=EventHub(async_client),
         workers=WorkerRegistry(sync_client),
         idempotency=IdempotencyKeys(
-            sync_client, settings.job_retention_seconds, settings.idempotency_pending_seconds
+            sync_client, settings.job_retention_seconds, settings.submit_grace_seconds
         ),
         expiry=ObjectExpiry(sync_client, settings.job_retention_seconds),
         uploads=UploadRepository(sync_client, settings.job_retention_seconds),

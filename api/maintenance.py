@@ -1,8 +1,11 @@
-"""Housekeeping the gateway does in the background: reap jobs of dead workers, expire audio.
+"""Housekeeping the gateway does in the background: reap jobs of dead workers, queue jobs of
+dead gateways, expire audio.
 
 Every gateway process runs the loop; a short Redis lock lets one of them work at a time.
   * Reaper: a stage claimed by a worker whose heartbeat expired is requeued, or, once it has
     used its attempts, failed with `worker-lost`. So no job stays `transcribing` forever.
+  * Unsent jobs: a job recorded by a gateway that died before queueing it is queued, once
+    `SUBMIT_GRACE_SECONDS` have passed (no live submission takes longer).
   * Retention: audio objects whose job or upload has expired are deleted from the store, and
     expired jobs leave the index.
 """
@@ -19,6 +22,7 @@ from shared.errors import WorkerLost
 from shared.events import REAPER_LOCK_KEY
 from shared.outcomes import fail_job
 from shared.running import Claim, RunningJobs
+from shared.schemas import JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +73,19 @@ def _reap_one(services: Services, claim: Claim) -> None:
         )
 
 
+def send_unsent(services: Services) -> int:
+    """Queue jobs whose gateway recorded them and died before queueing them."""
+    sent = 0
+    for job_id in services.jobs.unsent(older_than=services.settings.submit_grace_seconds):
+        job = services.jobs.get(job_id)
+        if job is not None and job.status is JobStatus.QUEUED:
+            services.queue.enqueue(job)
+            logger.warning("queued: its gateway died before queueing it", extra={"job_id": job_id})
+            sent += 1
+        services.jobs.sent(job_id)
+    return sent
+
+
 def sweep(services: Services) -> int:
     """Delete audio past its retention and drop expired jobs from the index."""
     services.jobs.forget(services.jobs.expired_ids())
@@ -80,6 +97,7 @@ def run_once(services: Services, running: RunningJobs, interval: float) -> None:
     if not services.redis.set(REAPER_LOCK_KEY, "1", nx=True, ex=lock_seconds):
         return
     reap(services, running)
+    send_unsent(services)
     sweep(services)
 
 

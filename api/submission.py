@@ -194,6 +194,12 @@ def _create(
         if isinstance(exc, ServiceError | redis.exceptions.RedisError):
             raise
         raise ServiceUnavailable(f"the job could not be queued: {exc}") from exc
+    try:
+        services.jobs.sent(job.id)
+    except Exception as exc:
+        # The job is queued; at worst the maintenance loop queues it once more, and the second
+        # delivery finds its stages done or running and skips them.
+        logger.warning("marking the job as queued failed: %s", exc, extra={"job_id": job.id})
     logger.info(
         "job submitted (model %s, %d audio parts)", model, len(parts), extra={"job_id": job.id}
     )

@@ -108,9 +108,10 @@ class Settings(BaseSettings):
     # Per API key: requests per minute (0 = no limit) and jobs not yet ended (0 = no cap).
     rate_limit_per_minute: int = Field(default=600, ge=0)
     max_active_jobs_per_tenant: int = Field(default=64, ge=0)
-    # An `Idempotency-Key` is held this long for a job being created; once the job exists it
-    # is kept for the retention. A gateway that dies mid-submission frees the key after it.
-    idempotency_pending_seconds: int = Field(default=120, ge=1)
+    # The longest submitting a job may take, from claiming its `Idempotency-Key` to queueing
+    # it. If its gateway dies meanwhile, the key is free again after this, and a job it had
+    # recorded but not queued is queued by the maintenance loop of any gateway.
+    submit_grace_seconds: int = Field(default=120, ge=1)
     # Bytes each tenant may keep stored at once (0: no quota), counted until they expire: the
     # text of its jobs in Redis (questions, history, answers, events), and its audio.
     max_record_bytes_per_tenant: int = Field(default=256 * 1024 * 1024, ge=0)

@@ -45,6 +45,9 @@ RUNNING_JOBS_KEY = "audiochat:running"
 # Stored objects and when they expire: key -> unix time. Swept when jobs and uploads expire.
 OBJECT_EXPIRY_KEY = "audiochat:objects"
 REAPER_LOCK_KEY = "audiochat:reaper:lock"
+# Jobs recorded but not yet queued: job id -> when. A gateway that died in between left its job
+# here; the maintenance loop queues it.
+UNSENT_JOBS_KEY = "audiochat:unsent"
 
 
 def tenant_jobs_key(tenant: str) -> str:

@@ -18,6 +18,7 @@ from pydantic_core import to_jsonable_python
 
 from shared.events import (
     JOB_INDEX_KEY,
+    UNSENT_JOBS_KEY,
     job_events_key,
     job_key,
     job_sequence_key,
@@ -105,7 +106,19 @@ class JobRepository:
             pipe.expire(tenant_jobs_key(tenant), self._retention)
             pipe.zadd(tenant_active_key(tenant), {job.id: created})
             pipe.expire(tenant_active_key(tenant), self._retention)
+            # Until `sent`: if its gateway dies before queueing it, another one will.
+            pipe.zadd(UNSENT_JOBS_KEY, {job.id: created})
             pipe.execute()
+
+    def sent(self, job_id: str) -> None:
+        """The job's stages have been queued: nobody needs to queue it again."""
+        self._redis.zrem(UNSENT_JOBS_KEY, job_id)
+
+    def unsent(self, older_than: float, limit: int = 100) -> list[str]:
+        """Jobs recorded more than `older_than` seconds ago and never marked as queued."""
+        cutoff = time.time() - older_than
+        ids: Any = self._redis.zrangebyscore(UNSENT_JOBS_KEY, "-inf", cutoff, start=0, num=limit)
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
 
     def get(self, job_id: str, tenant: str | None = None) -> JobRead | None:
         """A job's record; None when there is no such job, it expired, or (when `tenant` is
@@ -153,6 +166,7 @@ class JobRepository:
             pipe.zrem(JOB_INDEX_KEY, job_id)
             pipe.zrem(tenant_jobs_key(tenant), job_id)
             pipe.zrem(tenant_active_key(tenant), job_id)
+            pipe.zrem(UNSENT_JOBS_KEY, job_id)
             pipe.execute()
 
     def list_recent(self, tenant: str = DEFAULT_TENANT, limit: int = 20) -> list[JobRead]:

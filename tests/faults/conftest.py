@@ -37,7 +37,7 @@ FAULT_SETTINGS = {
     # Workers retry Redis for 1 to about 3.5 s, so outage tests stay short.
     "AUDIOCHAT_REDIS_OUTAGE_SECONDS": "1",
     # A key claimed by a gateway that died mid-submission is free again after this.
-    "AUDIOCHAT_IDEMPOTENCY_PENDING_SECONDS": "3",
+    "AUDIOCHAT_SUBMIT_GRACE_SECONDS": "3",
 }
 
 BUCKET = "audiochat-faults"

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from shared.events import idempotency_key
-from shared.jobs import DEFAULT_TENANT
+from shared.events import EventPublisher, idempotency_key
+from shared.jobs import DEFAULT_TENANT, JobRepository, new_job_id, utcnow
+from shared.schemas import EventName, JobRead, JobStatus
 from tests.faults.conftest import FAULT_SETTINGS, FaultStack
 from tests.support.processes import wait_for
 
@@ -52,7 +53,7 @@ def test_a_gateway_killed_after_claiming_an_idempotency_key_does_not_lock_it(
     early = submit()
     if early.status_code == 409:
         assert early.json()["code"] == "conflict"
-        pending = int(FAULT_SETTINGS["AUDIOCHAT_IDEMPOTENCY_PENDING_SECONDS"])
+        pending = int(FAULT_SETTINGS["AUDIOCHAT_SUBMIT_GRACE_SECONDS"])
         assert 0 < int(early.headers["retry-after"]) <= pending
     # Within that time the key is free again, and the retry makes the job.
     created: list[httpx.Response] = []
@@ -68,3 +69,30 @@ def test_a_gateway_killed_after_claiming_an_idempotency_key_does_not_lock_it(
     again = submit()
     assert again.status_code == 202 and again.json()["id"] == job["id"]
     assert faults.final(job["id"])["status"] == "succeeded"
+
+
+def test_a_job_whose_gateway_died_before_queueing_it_is_queued_by_another(
+    faults: FaultStack,
+) -> None:
+    """What a gateway killed between recording a job and queueing it leaves behind (made here
+    by the same calls it makes), and the stack's gateway queues it once the grace is over."""
+    r = faults.redis_server.client()
+    job = JobRead(
+        id=new_job_id(),
+        status=JobStatus.QUEUED,
+        model="echo",
+        question="orphaned",
+        max_new_tokens=16,
+        temperature=0.0,
+        has_audio=False,
+        created_at=utcnow(),
+    )
+    JobRepository(r, 600).create(job, DEFAULT_TENANT)
+    EventPublisher(r, 600).publish(job.id, EventName.STATUS, {"status": "queued"})
+    # Never queued: no task anywhere. Within the grace (3 s here) and a maintenance pass or
+    # two, the job runs to its end.
+    final = faults.final(job.id, timeout=30)
+    assert final["status"] == "succeeded", final
+    assert final["answer"] == "echo: orphaned"
+    log = faults.stack.gateway.process.log_path.read_text()
+    assert f"queued: its gateway died before queueing it job_id={job.id}" in log
