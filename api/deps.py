@@ -17,6 +17,7 @@ from api.queue import JobQueue
 from shared.config import Settings
 from shared.events import EventPublisher
 from shared.jobs import JobRepository
+from shared.quota import StorageQuota
 from shared.retention import ObjectExpiry
 from shared.storage import AudioStore
 from shared.uploads import UploadRepository
@@ -41,6 +42,7 @@ class Services:
     expiry: ObjectExpiry
     uploads: UploadRepository
     webhook_secrets: WebhookSecrets
+    quota: StorageQuota
 
 
 # `async def` although they do no I/O: FastAPI would run a plain `def` dependency in its thread

@@ -19,6 +19,7 @@ from api.audio_checks import check_audio
 from api.deps import Services
 from shared.errors import Conflict, ServiceError, UploadTooLarge
 from shared.jobs import utcnow
+from shared.quota import Stored
 from shared.storage import ObjectNotFound, S3Store, escape_filename, staging_key, upload_key
 from shared.uploads import UploadIncomplete, UploadRecord, new_upload_id
 
@@ -41,13 +42,17 @@ def _s3(services: Services) -> S3Store:
 def create_direct_upload(
     services: Services, tenant: str, filename: str | None, declared_bytes: int | None
 ) -> tuple[UploadRecord, dict[str, object]]:
-    """Record a pending upload and return it with its presigned form (`url`, `fields`)."""
+    """Record a pending upload and return it with its presigned form (`url`, `fields`). The
+    form allows the declared size, else the largest upload, and that much counts against the
+    tenant's audio quota from now on: the file lands in the store whether or not a job ever
+    names it."""
     settings = services.settings
     store = _s3(services)
     if declared_bytes is not None and declared_bytes > settings.max_upload_bytes:
         raise UploadTooLarge(
             f"the upload is larger than {settings.max_upload_bytes} bytes", field="bytes"
         )
+    allowed = declared_bytes or settings.max_upload_bytes
     upload_id = new_upload_id()
     now = utcnow()
     record = UploadRecord(
@@ -60,12 +65,19 @@ def create_direct_upload(
         created_at=now,
         expires_at=now + timedelta(seconds=settings.job_retention_seconds),
     )
-    form = store.presigned_post(
-        staging_key(upload_id), settings.max_upload_bytes, settings.direct_upload_expires_seconds
-    )
-    # Both keys expire with the upload, whether or not the client ever sends the file.
-    services.expiry.track(record.key, staging_key(upload_id))
-    services.uploads.create(record)
+    reservations = [services.quota.reserve(tenant, Stored.AUDIO, allowed)]
+    try:
+        text = len(record.model_dump_json())
+        reservations.append(services.quota.reserve(tenant, Stored.RECORDS, text))
+        form = store.presigned_post(
+            staging_key(upload_id), allowed, settings.direct_upload_expires_seconds
+        )
+        # Both keys expire with the upload, whether or not the client ever sends the file.
+        services.expiry.track(record.key, staging_key(upload_id))
+        services.uploads.create(record)
+    except BaseException:
+        services.quota.release(*reservations)
+        raise
     logger.info("upload_id=%s presigned", upload_id)
     return record, form
 

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import redis.exceptions
+
 from api.audio_checks import check_audio
 from api.deps import Services
 from api.direct_uploads import ready_upload
@@ -29,6 +31,7 @@ from shared.errors import (
     UnknownModel,
 )
 from shared.jobs import DEFAULT_TENANT, new_job_id, utcnow
+from shared.quota import JOB_RECORD_ALLOWANCE, Reservation, Stored
 from shared.schemas import (
     AudioPart,
     EventName,
@@ -87,13 +90,24 @@ def submit_job(
             raise IdempotencyKeyReused(field="Idempotency-Key")
         job = services.jobs.get(earlier.job_id, tenant)
         if job is None:
-            raise Conflict("a request with this Idempotency-Key is still being processed")
+            # Being created now, or its gateway died doing so: the claim expires soon.
+            wait = services.idempotency.seconds_left(tenant, idempotency_key)
+            raise Conflict(
+                "a request with this Idempotency-Key is still being processed",
+                retry_after=max(1, wait),
+            )
         return job
     try:
-        return _create(services, options, audio, tenant, job_id)
+        job = _create(services, options, audio, tenant, job_id)
     except BaseException:
         services.idempotency.release(tenant, idempotency_key)
         raise
+    if not services.idempotency.confirm(tenant, idempotency_key, claim):
+        logger.warning(
+            "the Idempotency-Key was claimed again while this job was being created",
+            extra={"job_id": job.id},
+        )
+    return job
 
 
 def _create(
@@ -157,6 +171,7 @@ def _create(
         history=options.history,
         created_at=utcnow(),
     )
+    reservations = _reserve_storage(services, tenant, options, audio)
     stored: list[str] = []
     try:
         for part, incoming in zip(parts, audio, strict=True):
@@ -170,9 +185,17 @@ def _create(
         services.queue.enqueue(job)
     except Exception as exc:
         _undo(services, job, stored)
-        if isinstance(exc, ServiceError):
+        services.quota.release(*reservations)
+        # Redis's own errors (down, full) get their own problems.
+        if isinstance(exc, ServiceError | redis.exceptions.RedisError):
             raise
         raise ServiceUnavailable(f"the job could not be queued: {exc}") from exc
+    try:
+        services.jobs.sent(job.id)
+    except Exception as exc:
+        # The job is queued; at worst the maintenance loop queues it once more, and the second
+        # delivery finds its stages done or running and skips them.
+        logger.warning("marking the job as queued failed: %s", exc, extra={"job_id": job.id})
     logger.info(
         "job submitted (model %s, %d audio parts)", model, len(parts), extra={"job_id": job.id}
     )
@@ -195,6 +218,28 @@ def _webhook(services: Services, options: JobCreate, tenant: str) -> JobWebhook 
     check_webhook_url(options.webhook, services.settings.webhooks.allowed_networks)
     events: list[str] = list(dict.fromkeys(options.webhook_events_filter))
     return JobWebhook(url=options.webhook, events=events)
+
+
+def _reserve_storage(
+    services: Services, tenant: str, options: JobCreate, audio: Sequence[IncomingAudio]
+) -> list[Reservation | None]:
+    """Count the job's text and audio against the tenant's quotas (StorageQuotaExceeded if
+    either is full); nothing is written before this has passed."""
+    text = len(options.model_dump_json(exclude_defaults=True)) + JOB_RECORD_ALLOWANCE
+    records = services.quota.reserve(tenant, Stored.RECORDS, text)
+    try:
+        size = sum(stream_size(part.stream) for part in audio)
+        return [records, services.quota.reserve(tenant, Stored.AUDIO, size) if size else None]
+    except BaseException:
+        services.quota.release(records)
+        raise
+
+
+def stream_size(stream: BinaryIO) -> int:
+    """The length of a seekable stream, which is left at its start."""
+    size = stream.seek(0, 2)
+    stream.seek(0)
+    return size
 
 
 def _resolve_uploads(services: Services, options: JobCreate, tenant: str) -> list[AudioPart]:

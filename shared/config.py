@@ -88,9 +88,16 @@ class Settings(BaseSettings):
     # How long a presigned upload URL (S3 store only) may be used.
     direct_upload_expires_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
     max_audio_seconds: float = Field(default=600.0, gt=0)
+    # A request body that pauses this long, or takes this long in all, ends with 408.
+    request_body_idle_seconds: float = Field(default=30.0, gt=0)
+    request_body_seconds: float = Field(default=600.0, gt=0)
     default_max_new_tokens: int = Field(default=256, ge=1)
     max_new_tokens_limit: int = Field(default=2048, ge=1)
 
+    # The longest a chat completion or transcription waits for its job (one stuck in a queue,
+    # say); then it answers 504 `job-not-finished` and the job goes on. Below the 600 s after
+    # which OpenAI's SDKs give up on a response and send the request again.
+    max_wait_seconds: float = Field(default=540.0, gt=0)
     # Seconds between SSE keep-alive comments.
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     # Deltas are coalesced so a job publishes at most this many events per second.
@@ -135,6 +142,14 @@ class Settings(BaseSettings):
     # Per API key: requests per minute (0 = no limit) and jobs not yet ended (0 = no cap).
     rate_limit_per_minute: int = Field(default=600, ge=0)
     max_active_jobs_per_tenant: int = Field(default=64, ge=0)
+    # The longest submitting a job may take, from claiming its `Idempotency-Key` to queueing
+    # it. If its gateway dies meanwhile, the key is free again after this, and a job it had
+    # recorded but not queued is queued by the maintenance loop of any gateway.
+    submit_grace_seconds: int = Field(default=120, ge=1)
+    # Bytes each tenant may keep stored at once (0: no quota), counted until they expire: the
+    # text of its jobs in Redis (questions, history, answers, events), and its audio.
+    max_record_bytes_per_tenant: int = Field(default=256 * 1024 * 1024, ge=0)
+    max_audio_bytes_per_tenant: int = Field(default=10 * 1024 * 1024 * 1024, ge=0)
     # Jobs waiting in one model's queue beyond which new jobs are refused with 503.
     max_queue_depth: int = Field(default=5000, ge=1)
 

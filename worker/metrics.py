@@ -31,7 +31,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from shared.events import EventPublisher
+from shared.events import DROPPED, EventPublisher
 from shared.schemas import EventName, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -188,6 +188,8 @@ class MeteredEvents(EventPublisher):
 
     def publish(self, job_id: str, event: EventName, data: dict[str, Any]) -> int:
         event_id = super().publish(job_id, event, data)
+        if event_id == DROPPED:
+            return event_id  # the job had already ended: nothing to measure
         try:
             with self._lock:
                 self._observe(job_id, event, data, time.monotonic())

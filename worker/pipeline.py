@@ -119,13 +119,15 @@ class JobPipeline:
             run(job_id)
         except JobCanceled:
             logger.info("canceled; %s stopped", stage, extra={"job_id": job_id})
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            # Redis stayed away past the client's retries. That is no fault of the job, and
-            # failing it now would be wrong the moment Redis returns. The claim stays: the
-            # broker redelivers the unacknowledged task, or, since this worker's heartbeat no
-            # longer names the job, the reaper requeues it; either runs the stage again.
+        except (redis.ConnectionError, redis.TimeoutError, redis.OutOfMemoryError) as exc:
+            # Redis stayed away past the client's retries, or is full (maxmemory, noeviction).
+            # That is no fault of the job, and failing it now would be wrong the moment Redis
+            # returns (while it is full, failing it could not even be written). The claim
+            # stays: the broker redelivers the unacknowledged task, or, since this worker's
+            # heartbeat no longer names the job, the reaper requeues it; either runs the stage
+            # again.
             logger.error(
-                "Redis unreachable (%s); %s left to be run again once it is back",
+                "Redis unreachable or full (%s); %s left to be run again once it is back",
                 exc,
                 stage,
                 extra={"job_id": job_id},

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -118,6 +118,8 @@ def _parse_json(raw: bytes | str, field: str) -> Any:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"`{field}` is not valid JSON: {exc}", field=field) from exc
+    except RecursionError:
+        raise InvalidRequest(f"`{field}` is nested too deeply", field=field) from None
     if field == "body" and not isinstance(value, dict):
         raise InvalidRequest("the JSON body must be an object", field=field)
     return value
@@ -254,7 +256,10 @@ class _EventStream(EventSourceResponse):
 @router.get(
     "/{job_id}/events",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        204: {"description": "the job has ended and `Last-Event-ID` is its last event"},
+    },
 )
 async def job_events(
     job_id: str,
@@ -265,7 +270,7 @@ async def job_events(
     last_event_id: Annotated[int | None, Query(ge=0)] = None,
     last_event_id_header: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
     token: Annotated[str | None, Query(description="job-scoped token from `links.events`")] = None,
-) -> EventSourceResponse:
+) -> Response:
     """Server-Sent Events of a job, from after `Last-Event-ID` (header or query) to `done`."""
     owner = (
         await services.aioredis.hget(job_key(job_id), "tenant")
@@ -275,6 +280,16 @@ async def job_events(
     if owner is None or json.loads(owner) != tenant:
         raise JobNotFound(f"no job {job_id}")
     after = last_event_id_header if last_event_id_header is not None else last_event_id or 0
+    if after:
+        position = await hub.position(job_id)
+        if after > position.last_id:
+            raise InvalidRequest(
+                f"Last-Event-ID {after} is past the job's last event ({position.last_id})",
+                field="Last-Event-ID",
+            )
+        if position.ended and after == position.last_id:
+            # Everything was sent. 204 is what tells an EventSource to stop reconnecting.
+            return Response(status_code=204)
 
     async def stream() -> AsyncIterator[bytes]:
         event: JobEvent

@@ -95,7 +95,7 @@ async def _presign(request: Request, services: ServicesDep, tenant: str) -> Uplo
     presigned = PresignedForm(
         url=str(form["url"]),
         fields=dict(form["fields"]),  # type: ignore[call-overload]
-        max_bytes=services.settings.max_upload_bytes,
+        max_bytes=options.bytes or services.settings.max_upload_bytes,
         expires_at=expires,
     )
     return _read(record, presigned)

@@ -91,3 +91,13 @@ class ScriptedBackend:
             yield f"echo{heard}: {request.question}"
             n = 1
         yield GenerationStats(prompt_tokens=1, completion_tokens=n, finish_reason="stop")
+
+
+class SlowLoadingBackend(ScriptedBackend):
+    """The scripted backend, taking 4 s to load like a real model: a worker that is up but
+    cannot take jobs yet."""
+
+    @classmethod
+    def load(cls, settings: Settings) -> SlowLoadingBackend:
+        time.sleep(4)
+        return cls()

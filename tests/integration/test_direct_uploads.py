@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import start_stack
 from tests.integration.test_cli import audiochat
 from tests.support.audio_files import write_wav
-from tests.support.processes import S3_ENV, RedisServer, S3Server
+from tests.support.processes import S3_ENV, Gateway, RedisServer, S3Server
 from tests.support.stack import Stack
 
 BUCKET = "audiochat-direct"
@@ -92,10 +92,12 @@ def test_a_presigned_upload_is_checked_when_a_job_names_it(
     form = upload["upload"]
     assert form["url"].startswith(s3_stack.env["AUDIOCHAT_S3__ENDPOINT_URL"])
     assert form["fields"]["key"] == f"uploads/{upload['id']}/incoming"
-    assert form["max_bytes"] == MAX_BYTES and form["expires_at"] > upload["created_at"]
+    # The declared size is what the form allows (and what the quota counts).
+    size = flac.stat().st_size
+    assert form["max_bytes"] == size and form["expires_at"] > upload["created_at"]
     # The policy itself limits the size: S3 and MinIO refuse a larger file.
     policy = json.loads(base64.b64decode(form["fields"]["policy"]))
-    assert ["content-length-range", 1, MAX_BYTES] in policy["conditions"]
+    assert ["content-length-range", 1, size] in policy["conditions"]
     _send_to_store(upload, flac.read_bytes())
 
     job = s3_stack.submit_text("what was said?", model="echo", upload_ids=[upload["id"]])
@@ -199,3 +201,37 @@ def test_the_cli_falls_back_to_a_form_upload_with_the_local_store(
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["audio"][0]["key"].startswith("jobs/")
+
+
+def test_presigned_uploads_count_against_the_audio_quota(
+    tmp_path: Path, s3_server: S3Server
+) -> None:
+    """A presigned file lands in the store whether or not a job names it: what its form allows
+    is counted when the form is handed out."""
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    env = {
+        "AUDIOCHAT_REDIS_URL": redis.url(0),
+        "AUDIOCHAT_STORAGE_URL": f"s3://{BUCKET}",
+        "AUDIOCHAT_S3__ENDPOINT_URL": s3_server.endpoint_url,
+        "AUDIOCHAT_MODEL": "echo",
+        "AUDIOCHAT_MAX_UPLOAD_BYTES": str(MAX_BYTES),
+        "AUDIOCHAT_MAX_AUDIO_BYTES_PER_TENANT": str(3 * MAX_BYTES),
+        **S3_ENV,
+    }
+    gateway = Gateway(env, tmp_path, "gateway-quota")
+    gateway.start()
+    try:
+        with httpx.Client(base_url=gateway.url) as client:
+            answers = [client.post("/v1/uploads", json={}) for _ in range(3)]
+            assert [a.status_code for a in answers] == [201, 201, 201]
+            over = client.post("/v1/uploads", json={})
+            # A smaller declared size is what its form allows, and what it counts.
+            small = client.post("/v1/uploads", json={"bytes": 1000})
+    finally:
+        gateway.stop()
+        redis.stop()
+    assert over.status_code == 429, over.text
+    assert over.json()["error"]["code"] == "storage-quota-exceeded"  # OpenAI's body here
+    assert "retry-after" in over.headers
+    assert small.status_code == 429

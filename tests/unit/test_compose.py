@@ -108,7 +108,25 @@ def test_ports_are_published_on_loopback_only(services: dict[str, Any]) -> None:
 def test_redis_keeps_jobs_and_never_evicts(services: dict[str, Any]) -> None:
     command = services["redis"]["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
+    # A memory limit, and at it refusals, not evictions: no queued task or record can vanish.
+    assert re.fullmatch(
+        r"\$\{AUDIOCHAT_REDIS_MAXMEMORY:-\d+[kmg]b\}", command[command.index("--maxmemory") + 1]
+    )
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+def test_the_gateway_is_reached_only_through_the_proxy(services: dict[str, Any]) -> None:
+    assert "ports" not in services["gateway"]
+    proxy = services["proxy"]
+    (mount,) = proxy["volumes"]
+    source, target, mode = mount.split(":")
+    assert (DEPLOY / source).resolve() == DEPLOY / "nginx.conf" and mode == "ro"
+    assert target == "/etc/nginx/nginx.conf"
+    assert proxy["depends_on"] == {"gateway": {"condition": "service_healthy"}}
+    config = (DEPLOY / "nginx.conf").read_text()
+    for directive in ("client_header_timeout", "client_body_timeout", "send_timeout"):
+        assert re.search(rf"^\s*{directive} \d+s;", config, re.MULTILINE), directive
+    assert "server gateway:8000;" in config and "proxy_buffering off;" in config
 
 
 def test_images_are_built_from_dockerfiles_that_exist(services: dict[str, Any]) -> None:
