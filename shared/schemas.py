@@ -120,6 +120,8 @@ class JobRead(BaseModel):
     transcript_windows: int | None = None
     transcription_prompt: str | None = None
     transcript: str | None = None
+    # The language the model heard the speech in (ISO 639-1), if it reports one.
+    detected_language: str | None = None
     segments: list[TranscriptSegment] | None = None
     answer: str | None = None
     finish_reason: str | None = None

@@ -62,6 +62,16 @@ def collect_segments(
         )
 
 
+def note_languages(
+    pieces: Iterable[TranscriptPiece], languages: list[str]
+) -> Iterator[TranscriptPiece]:
+    """The pieces as they come; the language each one names, if any, goes into `languages`."""
+    for piece in pieces:
+        if piece.language:
+            languages.append(piece.language)
+        yield piece
+
+
 def split_stats(
     items: Iterable[str | GenerationStats], stats: list[GenerationStats]
 ) -> Iterator[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ from worker.backends.base import (
     Turn,
 )
 from worker.gpu import free_cached_memory
-from worker.pieces import DeltaCoalescer, collect_segments, split_stats
+from worker.pieces import DeltaCoalescer, collect_segments, note_languages, split_stats
 from worker.windows import Window, split_windows
 
 logger = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ class JobPipeline:
         started = time.perf_counter()
         texts: list[str] = []
         segments: list[TranscriptSegment] = []
+        languages: list[str] = []
         windows = 0
         offset = 0.0  # where the current part starts in the job's audio
         for part in job.audio:
@@ -152,10 +154,13 @@ class JobPipeline:
             # Long audio goes to a model with a short input window by window, each streamed as
             # the model transcribes it.
             for window in self._windows(audio):
-                pieces = self.backend.transcribe(
-                    audio[window.start : window.end],
-                    language=job.language,
-                    prompt=job.transcription_prompt,
+                pieces = note_languages(
+                    self.backend.transcribe(
+                        audio[window.start : window.end],
+                        language=job.language,
+                        prompt=job.transcription_prompt,
+                    ),
+                    languages,
                 )
                 bounds = (offset + window.start / SAMPLE_RATE, offset + window.end / SAMPLE_RATE)
                 timed = collect_segments(pieces, segments, *bounds)
@@ -167,14 +172,18 @@ class JobPipeline:
         if not transcript and not job.question and job.task is JobTask.ANSWER:
             raise NoSpeech()
         durations = StageDurations(transcribe_seconds=round(time.perf_counter() - started, 4))
+        # The language most of the speech was heard in, from a model that reports one.
+        heard = Counter(languages).most_common(1)[0][0] if languages else None
         self._jobs.update(
             job_id,
             transcript=transcript,
             segments=segments,
             durations=durations,
             transcript_windows=windows,
+            detected_language=heard,
         )
-        self._events.publish(job_id, EventName.TRANSCRIPT_COMPLETED, {"text": transcript})
+        completed = {"text": transcript, **({"language": heard} if heard else {})}
+        self._events.publish(job_id, EventName.TRANSCRIPT_COMPLETED, completed)
         logger.info("transcribed in %.2f s", durations.transcribe_seconds, extra={"job_id": job_id})
         if job.task is JobTask.TRANSCRIBE:
             end_job(self._jobs, self._events, job_id, JobStatus.SUCCEEDED)

@@ -156,7 +156,7 @@ def _render(job: JobRead, form: TranscriptionForm) -> Response:
         for index, cue in enumerate(cues(job.segments or [], duration))
     ]
     verbose = TranscriptionVerbose(
-        language=job.language or "unknown",
+        language=job.language or job.detected_language or "unknown",
         duration=duration,
         text=text,
         segments=segments,

@@ -36,6 +36,8 @@ class TranscriptPiece:
     text: str
     start: float | None = None
     end: float | None = None
+    # The language the model heard (ISO 639-1), if it detects one.
+    language: str | None = None
 
 
 @dataclass(frozen=True)
