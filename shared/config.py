@@ -98,7 +98,9 @@ class Settings(BaseSettings):
     max_audio_seconds: float = Field(default=600.0, gt=0)
     # The answer length a job gets when it names none: per model, else the default.
     default_max_new_tokens: int = Field(default=256, ge=1)
-    max_new_tokens_by_model: dict[str, PositiveInt] = Field(default_factory=lambda: {"embedded": 64})
+    max_new_tokens_by_model: dict[str, PositiveInt] = Field(
+        default_factory=lambda: {"embedded": 64}
+    )
     max_new_tokens_limit: int = Field(default=2048, ge=1)
 
     # Seconds between SSE keep-alive comments.
