@@ -4,13 +4,16 @@ setting is wrong, and never registers as a live worker."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+from shared.config import EmbeddedSettings
 from shared.workers import WorkerRegistry
 from tests.support.processes import ProcessExited, RedisServer, Worker
-from worker.backends.local_models import GGUF_MAGIC
+from worker.backends.local_models import GGUF_MAGIC, whisper_folder
 
 
 def failed_start(redis_server: RedisServer, workdir: Path, name: str, **env: str) -> Worker:
@@ -83,3 +86,29 @@ def test_a_damaged_gguf_stops_the_worker_once_transformers_reads_it(
     log = worker.process.log_tail()
     assert f"Error: transformers could not load {damaged}" in log
     assert "Traceback" not in log
+
+
+def test_an_unreadable_model_file_stops_the_worker(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    tiny_en = whisper_folder(EmbeddedSettings())
+    folder = tmp_path / "whisper"
+    shutil.copytree(tiny_en, folder)
+    (folder / "model.bin").chmod(0o000)
+    worker = Worker(
+        {"AUDIOCHAT_REDIS_URL": redis_server.url(5), "AUDIOCHAT_MODEL": "embedded",
+         "AUDIOCHAT_EMBEDDED__WHISPER_PATH": str(folder)},
+        tmp_path,
+        "unreadable",
+    )  # fmt: skip
+    if os.geteuid() == 0:
+        # Root reads any file whatever its mode: this worker runs as root without the
+        # capabilities that allow it (setpriv, util-linux), as an ordinary user would.
+        setpriv = shutil.which("setpriv")
+        assert setpriv, "setpriv (util-linux) is needed to test unreadable files as root"
+        worker.process.args = [setpriv, "--bounding-set=-dac_override,-dac_read_search",
+                               *worker.process.args]  # fmt: skip
+    with pytest.raises(ProcessExited):
+        worker.start(timeout=120)
+    assert worker.process.popen is not None and worker.process.popen.wait(10) == 1
+    assert f"cannot read {folder / 'model.bin'}: Permission denied" in worker.process.log_tail()
