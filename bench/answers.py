@@ -43,7 +43,7 @@ from bench.harness import (
     services,
     worker,
 )
-from bench.scoring import first_sentence, matches, word_count, word_error_rate
+from bench.scoring import first_sentence, matches, summarise, word_count, word_error_rate
 from bench.stats import percentile
 
 QUESTIONS = Path(__file__).with_name("questions.json")
@@ -169,35 +169,6 @@ def transcribe(client: httpx.Client, path: str) -> tuple[dict[str, Any], float]:
         )
     response.raise_for_status()
     return response.json(), time.perf_counter() - started
-
-
-def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per kind of question and overall: match rates, answer length, time per job."""
-    out: dict[str, Any] = {}
-    for kind in ("typed", "spoken", "clip", "all"):
-        chosen = [r for r in records if kind in ("all", r["kind"])]
-        if not chosen:
-            continue
-        n = len(chosen)
-        out[kind] = {
-            "n": n,
-            "match_rate": round(sum(r["match"] for r in chosen) / n, 4),
-            "first_sentence_match_rate": round(
-                sum(r["first_sentence_match"] for r in chosen) / n, 4
-            ),
-            "words_p50": percentile([r["words"] for r in chosen], 50),
-            "words_mean": round(sum(r["words"] for r in chosen) / n, 1),
-            "tokens_p50": percentile([r["tokens"] or 0 for r in chosen], 50),
-            "seconds_p50": round(percentile([r["seconds"] for r in chosen], 50) or 0, 3),
-            "seconds_p90": round(percentile([r["seconds"] for r in chosen], 90) or 0, 3),
-            "seconds_total": round(sum(r["seconds"] for r in chosen), 1),
-            "hit_token_limit": sum(r["finish_reason"] == "length" for r in chosen),
-            "failed": sum(r["status"] != "succeeded" for r in chosen),
-        }
-        wers = [r["transcript_wer"] for r in chosen if "transcript_wer" in r]
-        if wers:
-            out[kind]["transcript_wer_mean"] = round(sum(wers) / len(wers), 4)
-    return out
 
 
 @contextmanager

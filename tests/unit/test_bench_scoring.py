@@ -20,6 +20,7 @@ from bench.scoring import first_sentence, matches, normalise, word_error_rate
         ("A ripe banana is yellow!", ["yellow"], True),
         ("The colour is green", ["green"], True),
         ("William Shakespeare wrote it.", ["shakespeare"], True),
+        ("He recalled Shelley's fragment.", ["shelley"], True),
         ("", ["paris"], False),
     ],
 )
