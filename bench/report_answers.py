@@ -112,6 +112,7 @@ def answers_section(answers: dict[str, Any], table: Any, plt: Any, save: Any) ->
         f"![short answers]({_plot(answers, plt, save)})\n",
         table(headers, rows),
         "",
+        *_reading(configs),
         "Some answers, before and after: the first question, the issue's ripe banana typed and "
         "spoken, and the first question about each recording:\n",
         table(["question", "before", "after"], _examples(answers)),
@@ -128,6 +129,29 @@ def answers_section(answers: dict[str, Any], table: Any, plt: Any, save: Any) ->
     out += _whisper_part(answers, table)
     out += _own_models_part(answers, table)
     return "\n".join(out)
+
+
+def _reading(configs: dict[str, Any]) -> list[str]:
+    """What the table says about the two ways of counting a match, from its own figures."""
+    before, after = configs["before"]["summary"], configs["after"]["summary"]
+    lost = [KINDS[k] for k in ("typed", "spoken", "clip")
+            if k in before and after[k]["match_rate"] < before[k]["match_rate"]]  # fmt: skip
+    if not lost:
+        return []
+    return [
+        f"Counted anywhere in the answer, {' and '.join(lost)} questions match less often "
+        "after: a long answer names many words and sometimes the right one after a wrong "
+        "start. Counted in the first sentence, the answer a listener actually gets, they "
+        + (
+            "match more often after.\n"
+            if all(
+                after[k]["first_sentence_match_rate"] >= before[k]["first_sentence_match_rate"]
+                for k in ("typed", "spoken", "clip")
+                if k in before
+            )
+            else "do not all gain.\n"
+        )
+    ]
 
 
 def _whisper_part(answers: dict[str, Any], table: Any) -> list[str]:
