@@ -3,8 +3,8 @@ the scores up.
 
 An answer matches when its normalised text contains one of the accepted answers as whole words
 (lower case, punctuation and possessive 's dropped, "colour" spelt "color", number words up to
-twenty as digits),
-so "The capital of France is Paris." matches "paris" and "Two plus two is four" matches "4".
+twenty as digits), so "The capital of France is Paris." matches "paris" and "Two plus two is
+four" matches "4".
 A long answer that happens to name the right word also matches; `first_sentence` scores only
 the first sentence, which is what a listener hears before losing interest.
 """
