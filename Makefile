@@ -71,3 +71,10 @@ bench: system-deps install $(VENV)/.bench-installed ## Benchmarks -> docs/benchm
 $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 	$(PY) -m pip install --quiet -e '.[bench]'
 	touch $@
+
+.PHONY: gpu-check gpu-bundle
+gpu-check: install qwen-audio-chat-env ## Both Qwen models at real size on this machine's GPU (GPU_CHECK_ARGS=--tiny --device cpu: a check)
+	$(PY) -m bench.gpu_check --pinned-python $(QWEN_AUDIO_CHAT_VENV)/bin/python --out bench/results $(GPU_CHECK_ARGS)
+
+gpu-bundle: install qwen-audio-chat-env ## .gpu/: what the GPU check needs on a machine without this project's packages
+	scripts/gpu-bundle.sh

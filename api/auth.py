@@ -91,7 +91,9 @@ class Authenticator:
     def tenant_for_token(self, token: str, job_id: str) -> str | None:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-            expires_text, tenant, signature = raw.split(".", 2)
+            # A tenant's name may hold dots; the expiry and the (hex) signature cannot.
+            expires_text, rest = raw.split(".", 1)
+            tenant, signature = rest.rsplit(".", 1)
             expires = int(expires_text)
         except ValueError:
             return None

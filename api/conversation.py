@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import logging
 import re
+import tempfile
 from dataclasses import dataclass, field
+from typing import BinaryIO, cast
 
 from api.deps import Services
 from api.openai_schemas import ChatCompletionRequest, ChatMessage, InputAudioPart, TextPart
@@ -32,6 +33,10 @@ logger = logging.getLogger(__name__)
 VOICE_REFERENCE = re.compile(r"voice:([A-Za-z0-9_-]{1,64})")
 # Older turns beyond these are dropped: the models' context is far shorter anyway.
 MAX_HISTORY_TURNS = 32
+# Decoded audio stays in memory up to this size, then goes to a temporary file.
+_SPOOL_IN_MEMORY = 1024 * 1024
+# Base64 is decoded this many characters at a time (a multiple of 4: whole groups).
+_BASE64_PIECE = 4 * 256 * 1024
 
 
 @dataclass
@@ -52,14 +57,22 @@ class ChatJob:
 
 
 def _decode_audio(part: InputAudioPart, max_bytes: int) -> IncomingAudio:
-    if len(part.input_audio.data) * 3 // 4 > max_bytes:
+    """The part's audio, decoded piece by piece into a spooled file (on disk beyond 1 MB), and
+    its base64 text let go: the request never holds the audio twice over."""
+    data = part.input_audio.data
+    if len(data) * 3 // 4 > max_bytes:
         raise UploadTooLarge(f"the audio is larger than {max_bytes} bytes")
+    # Outlives this function: submit_chat closes it once the job is submitted.
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
     try:
-        raw = base64.b64decode(part.input_audio.data, validate=True)
+        for start in range(0, len(data), _BASE64_PIECE):
+            spool.write(base64.b64decode(data[start : start + _BASE64_PIECE], validate=True))
     except (binascii.Error, ValueError) as exc:
+        spool.close()
         raise InvalidAudio("input_audio.data is not valid base64", field="messages") from exc
-    fmt = part.input_audio.format
-    return IncomingAudio(io.BytesIO(raw), f"input_audio.{fmt}")
+    part.input_audio.data = ""
+    spool.seek(0)
+    return IncomingAudio(cast(BinaryIO, spool), f"input_audio.{part.input_audio.format}")
 
 
 def _add_content(turn: UserTurn, message: ChatMessage, max_bytes: int) -> None:
@@ -134,6 +147,9 @@ def submit_chat(services: Services, tenant: str, chat: ChatCompletionRequest) ->
         for record in stored:
             _forget(services, record)
         raise
+    finally:
+        for audio in [a for turn, _ in earlier for a in turn.audio] + now.audio:
+            audio.stream.close()
     sole = now.upload_ids[0] if len(now.upload_ids) == 1 and not now.audio else None
     return ChatJob(job, sole)
 

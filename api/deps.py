@@ -17,9 +17,11 @@ from api.queue import JobQueue
 from shared.config import Settings
 from shared.events import EventPublisher
 from shared.jobs import JobRepository
+from shared.quota import StorageQuota
 from shared.retention import ObjectExpiry
 from shared.storage import AudioStore
 from shared.uploads import UploadRepository
+from shared.webhook_secrets import WebhookSecrets
 from shared.workers import WorkerRegistry
 
 
@@ -39,6 +41,8 @@ class Services:
     idempotency: IdempotencyKeys
     expiry: ObjectExpiry
     uploads: UploadRepository
+    webhook_secrets: WebhookSecrets
+    quota: StorageQuota
 
 
 # `async def` although they do no I/O: FastAPI would run a plain `def` dependency in its thread

@@ -1,7 +1,6 @@
-"""Limits that keep an overloaded or abused gateway honest: body size, request rate, caps.
+"""Limits that keep an overloaded or abused gateway honest: request rate and caps.
 
-The body limit counts bytes as they arrive, so an upload over the limit is refused with 413
-before the rest of it is read, whatever the client claimed in Content-Length.
+(How large and how slow a request body may be: api/request_body.py.)
 """
 
 from __future__ import annotations
@@ -10,50 +9,11 @@ import time
 
 import redis
 import redis.asyncio as aioredis
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import problem_response
-from shared.errors import QueueFull, TooManyActiveJobs, TooManyRequests, UploadTooLarge
+from shared.errors import QueueFull, TooManyActiveJobs, TooManyRequests
 from shared.events import rate_window_key
 from shared.jobs import JobRepository
 from shared.tasks import queue_for_model
-
-# Room for multipart boundaries and form fields around the audio itself.
-_FORM_OVERHEAD = 64 * 1024
-
-
-class BodySizeLimit:
-    """ASGI middleware: a request body larger than `max_bytes` fails with 413 as it streams."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes + _FORM_OVERHEAD
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                # Refused before a byte of the body is read.
-                error = UploadTooLarge(f"the request body is larger than {self.max_bytes} bytes")
-                response = problem_response(
-                    error.status, error.code, error.title, error.message, instance=scope["path"]
-                )
-                await response(scope, receive, send)
-                return
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise UploadTooLarge(f"the request body is larger than {self.max_bytes} bytes")
-            return message
-
-        await self.app(scope, counting_receive, send)
 
 
 async def check_rate(client: aioredis.Redis, tenant: str, per_minute: int) -> None:

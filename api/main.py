@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,44 +18,50 @@ from api.auth import Authenticator, authenticate
 from api.deps import Services
 from api.hub import EventHub
 from api.idempotency import IdempotencyKeys
-from api.limits import BodySizeLimit
 from api.maintenance import maintain
 from api.metrics import GatewayMetrics, MetricsMiddleware
 from api.metrics import router as metrics_router
 from api.problems import install_problem_handlers
 from api.queue import JobQueue
-from api.routes import chat, health, jobs, models, transcriptions, uploads, web
+from api.request_body import RequestBodyLimits, body_limit
+from api.routes import chat, health, jobs, models, transcriptions, uploads, web, webhooks
 from shared.config import Settings
 from shared.events import EventPublisher
 from shared.jobs import JobRepository
+from shared.quota import StorageQuota, Stored
 from shared.retention import ObjectExpiry
 from shared.storage import open_store
 from shared.uploads import UploadRepository
+from shared.webhook_secrets import WebhookSecrets
 from shared.workers import WorkerRegistry
 
 logger = logging.getLogger(__name__)
 
 
+# A request fails within about this long while Redis is down or frozen (connect and read each
+# time out after it; no retries), rather than hanging: the client gets 503 and retries.
+REDIS_TIMEOUT_SECONDS = 2
+
+
 def _open_services(settings: Settings) -> Services:
-    # Short timeouts: while Redis is down a request fails fast with 503 instead of hanging.
     limit = settings.redis_max_connections
+    # `timeout`: how long a request waits for a free connection when all are in use.
+    timeouts = {
+        "timeout": REDIS_TIMEOUT_SECONDS,
+        "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+        "socket_timeout": REDIS_TIMEOUT_SECONDS,
+        "health_check_interval": 30,
+    }
     sync_client = redis.Redis(
         connection_pool=redis.BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=limit,
-            timeout=5,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-            health_check_interval=30,
+            settings.redis_url, max_connections=limit, **timeouts
         )
     )
+    # The event subscription reads without a timeout all the same (redis-py blocks on pub/sub
+    # reads); every other command on this pool fails like the sync ones.
     async_client = aioredis.Redis(
         connection_pool=aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=limit,
-            timeout=5,
-            socket_connect_timeout=2,
-            health_check_interval=30,
+            settings.redis_url, max_connections=limit, **timeouts
         )
     )
     return Services(
@@ -67,9 +74,22 @@ def _open_services(settings: Settings) -> Services:
         queue=JobQueue(settings),
         hub=EventHub(async_client),
         workers=WorkerRegistry(sync_client),
-        idempotency=IdempotencyKeys(sync_client, settings.job_retention_seconds),
+        idempotency=IdempotencyKeys(
+            sync_client, settings.job_retention_seconds, settings.submit_grace_seconds
+        ),
         expiry=ObjectExpiry(sync_client, settings.job_retention_seconds),
         uploads=UploadRepository(sync_client, settings.job_retention_seconds),
+        webhook_secrets=WebhookSecrets(
+            sync_client, settings.webhooks.secret_rotation_grace_seconds
+        ),
+        quota=StorageQuota(
+            sync_client,
+            settings.job_retention_seconds,
+            {
+                Stored.RECORDS: settings.max_record_bytes_per_tenant,
+                Stored.AUDIO: settings.max_audio_bytes_per_tenant,
+            },
+        ),
     )
 
 
@@ -109,8 +129,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.authenticator = Authenticator(settings)
     metrics = GatewayMetrics()
     app.state.metrics = metrics
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        RequestBodyLimits,
+        limit_for=functools.partial(body_limit, max_audio_bytes=settings.max_upload_bytes),
+        idle_seconds=settings.request_body_idle_seconds,
+        total_seconds=settings.request_body_seconds,
+    )
     if settings.cors_origins:
         wildcard = "*" in settings.cors_origins
         app.add_middleware(
@@ -121,10 +145,13 @@ def create_app(settings: Settings) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
         )
+    # Added last, so it is outermost: requests the body limits or CORS refuse are counted too.
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(jobs.router)
+    app.include_router(webhooks.router)
     # OpenAI-compatible paths and uploads: errors in OpenAI's body (api/openai_errors.py).
     for openai_router in (chat.router, transcriptions.router, models.router, uploads.router):
         app.include_router(openai_router)

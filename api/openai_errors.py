@@ -18,15 +18,29 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from api.problems import field_errors
-from shared.errors import InvalidRequest, ServiceError, ServiceUnavailable, UnknownModel
+from shared.errors import (
+    InvalidRequest,
+    JobNotFinished,
+    RedisFull,
+    ServiceError,
+    ServiceUnavailable,
+    UnknownModel,
+)
 
 logger = logging.getLogger(__name__)
 
 _HTTP_CODES = {404: "not-found", 405: "method-not-allowed"}
+# Where OpenAI's clients call (chat, audio, models) and the uploads they refer to.
+OPENAI_PATH_PREFIXES = ("/v1/chat/", "/v1/audio/", "/v1/models", "/v1/uploads", "/upload")
+
+
+def is_openai_path(path: str) -> bool:
+    """Whether errors on `path` use OpenAI's body rather than a problem document."""
+    return path.startswith(OPENAI_PATH_PREFIXES)
 
 
 def error_type(status: int) -> str:
@@ -87,6 +101,10 @@ def render_error(exc: Exception) -> JSONResponse:
         headers = {"Retry-After": str(retry_after)} if retry_after else {}
         if status == 401:
             headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, JobNotFinished):
+            # The job goes on: OpenAI's SDKs would otherwise send the request again and
+            # start a second job beside it.
+            headers["x-should-retry"] = "false"
         return openai_error(status, exc.code, exc.message, exc.field, headers or None)
     if isinstance(exc, RequestValidationError | ValidationError):
         errors = field_errors(exc.errors())
@@ -97,6 +115,9 @@ def render_error(exc: Exception) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http-error")
         extra = dict(exc.headers) if exc.headers else None
         return openai_error(exc.status_code, code, str(exc.detail), headers=extra)
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        logger.error("redis is full (maxmemory, noeviction): %s", exc)
+        return openai_error(503, RedisFull.code, RedisFull.title, headers={"Retry-After": "30"})
     if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
         logger.warning("redis unavailable: %s", exc)
         return openai_error(
@@ -115,6 +136,8 @@ class OpenAIRoute(APIRoute):
         async def route(request: Request) -> Response:
             try:
                 return await handler(request)
+            except ClientDisconnect:
+                raise  # nobody to answer (api/request_body.py notes it)
             except Exception as exc:
                 return render_error(exc)
 

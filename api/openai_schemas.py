@@ -144,8 +144,9 @@ class TranscriptionForm(BaseModel):
     temperature: float | None = Field(default=None, ge=0.0, le=1.0)
     response_format: ResponseFormat = "json"
     stream: bool = False
-    timestamp_granularities: list[Literal["segment"]] = Field(
-        default_factory=list, description="only `segment` is supported"
+    timestamp_granularities: list[Literal["segment", "word"]] = Field(
+        default_factory=list,
+        description="`word` adds each word's times to `verbose_json` where the model gives them",
     )
 
 
@@ -175,12 +176,21 @@ class VerboseSegment(BaseModel):
     no_speech_prob: float = 0.0
 
 
+class VerboseWord(BaseModel):
+    word: str
+    start: float
+    end: float
+
+
 class TranscriptionVerbose(BaseModel):
     task: Literal["transcribe"] = "transcribe"
+    # What the model says the speech is in; else the asked language; else `unknown`.
     language: str
     duration: float
     text: str
-    segments: list[VerboseSegment]
+    # With `timestamp_granularities[]`: segments unless only `word` is asked, words if it is.
+    segments: list[VerboseSegment] | None = None
+    words: list[VerboseWord] | None = None
     usage: DurationUsage
     job_id: str
 
@@ -203,13 +213,38 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
+class PresignedForm(BaseModel):
+    """Where and how to send the file of a presigned upload: a multipart POST of `fields`, then
+    the file as the last part, named `file`."""
+
+    url: str
+    method: Literal["POST"] = "POST"
+    fields: dict[str, str]
+    max_bytes: int
+    expires_at: int
+
+
+class DirectUploadCreate(BaseModel):
+    """`POST /v1/uploads` as JSON: ask for a presigned form instead of sending the file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str | None = Field(default=None, max_length=255)
+    # The file's size, if known: too large is refused now rather than by the store.
+    bytes: int | None = Field(default=None, ge=1)
+
+
 class UploadRead(BaseModel):
     """A stored recording; refer to it as `voice:<id>` in chat or in `upload_ids` of a job."""
 
     id: str
     object: Literal["upload"] = "upload"
+    # `pending` until a presigned upload has been checked (when a job first names it).
+    status: Literal["ready", "pending"] = "ready"
     filename: str | None
-    bytes: int
-    seconds: float
+    bytes: int | None
+    seconds: float | None
     created_at: int
     expires_at: int
+    # Only in the answer that makes a presigned upload.
+    upload: PresignedForm | None = None

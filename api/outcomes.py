@@ -2,7 +2,8 @@
 
 The job's events are followed through the hub, so the wait ends the moment the worker
 publishes `done`. If the client goes away first, the wait ends too and the job goes on: its
-result stays readable at `/v1/jobs/{id}`.
+result stays readable at `/v1/jobs/{id}`. So does a job that has not ended within the wait's
+limit (one stuck in a queue, say): the request ends with `job-not-finished`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from starlette.requests import Request
 
 from api.hub import EventHub
-from shared.errors import JobCanceled
+from shared.errors import JobCanceled, JobNotFinished
 from shared.schemas import EventName
 
 logger = logging.getLogger(__name__)
@@ -51,9 +52,18 @@ def apply_event(outcome: JobOutcome, event: EventName, data: dict[str, Any]) -> 
             outcome.error = {"code": JobCanceled.code, "message": "the job was canceled"}
 
 
-async def _collect(hub: EventHub, job_id: str, on_transcript: TranscriptHook | None) -> JobOutcome:
+def not_finished(job_id: str, waited: float) -> JobNotFinished:
+    """The error of a request that stopped waiting for its job."""
+    return JobNotFinished(
+        f"job {job_id} had not ended after {waited:g} s; it goes on: read it at /v1/jobs/{job_id}"
+    )
+
+
+async def _collect(
+    hub: EventHub, job_id: str, on_transcript: TranscriptHook | None, timeout: float
+) -> JobOutcome:
     outcome = JobOutcome()
-    async for event in hub.follow(job_id):
+    async for event in hub.follow(job_id, timeout=timeout):
         apply_event(outcome, event.event, event.data)
         if event.event is EventName.TRANSCRIPT_COMPLETED and on_transcript is not None:
             await on_transcript(outcome.transcript or "")
@@ -67,10 +77,15 @@ async def _client_gone(request: Request) -> None:
 
 
 async def wait_for_end(
-    request: Request, hub: EventHub, job_id: str, on_transcript: TranscriptHook | None = None
+    request: Request,
+    hub: EventHub,
+    job_id: str,
+    timeout: float,
+    on_transcript: TranscriptHook | None = None,
 ) -> JobOutcome | None:
-    """The job's outcome once it has ended; None if the client went away before that."""
-    collector = asyncio.ensure_future(_collect(hub, job_id, on_transcript))
+    """The job's outcome once it has ended; None if the client went away before that;
+    JobNotFinished if it has not ended within `timeout` seconds."""
+    collector = asyncio.ensure_future(_collect(hub, job_id, on_transcript, timeout))
     watcher = asyncio.ensure_future(_client_gone(request))
     try:
         await asyncio.wait({collector, watcher}, return_when=asyncio.FIRST_COMPLETED)
@@ -81,6 +96,8 @@ async def wait_for_end(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
     if collector.done() and not collector.cancelled():
+        if isinstance(collector.exception(), TimeoutError):
+            raise not_finished(job_id, timeout)
         return collector.result()
     logger.info(
         "the client went away before the job ended; the job goes on", extra={"job_id": job_id}

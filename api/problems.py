@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from shared.errors import InvalidRequest, ServiceError, ServiceUnavailable
+from shared.errors import InvalidRequest, RedisFull, ServiceError, ServiceUnavailable
 from shared.schemas import Problem
 
 logger = logging.getLogger(__name__)
@@ -102,6 +102,18 @@ def install_problem_handlers(app: FastAPI) -> None:
             str(exc.detail),
             instance=request.url.path,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(redis.exceptions.OutOfMemoryError)
+    async def redis_full(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("redis is full (maxmemory, noeviction): %s", exc)
+        return problem_response(
+            503,
+            RedisFull.code,
+            RedisFull.title,
+            "Redis has reached its maxmemory and refuses writes; nothing was stored",
+            instance=request.url.path,
+            headers={"Retry-After": "30"},
         )
 
     @app.exception_handler(redis.exceptions.ConnectionError)

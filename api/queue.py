@@ -20,7 +20,12 @@ class JobQueue:
         self._celery = Celery("audiochat-gateway", set_as_current=False)
         self._celery.conf.update(
             broker_url=settings.redis_url,
-            broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+            broker_transport_options={
+                "visibility_timeout": settings.broker_visibility_timeout,
+                # Sending a task fails fast, like every other Redis call of the gateway.
+                "socket_timeout": 2,
+                "socket_connect_timeout": 2,
+            },
             broker_connection_timeout=2,
             broker_connection_retry=False,
             task_serializer="json",

@@ -12,28 +12,39 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import redis.exceptions
+
+from api.audio_checks import check_audio
 from api.deps import Services
+from api.direct_uploads import ready_upload
 from api.idempotency import Claim, fingerprint
 from api.limits import check_capacity
-from shared.config import Settings
 from shared.errors import (
     AudioTooLong,
     Conflict,
     IdempotencyKeyReused,
-    InvalidAudio,
     InvalidRequest,
     MissingInput,
     ModelUnavailable,
     ServiceError,
     ServiceUnavailable,
     UnknownModel,
-    UploadTooLarge,
 )
 from shared.jobs import DEFAULT_TENANT, new_job_id, utcnow
-from shared.media import probe_audio
-from shared.schemas import AudioPart, EventName, JobCreate, JobRead, JobStatus, JobTask
+from shared.quota import JOB_RECORD_ALLOWANCE, Reservation, Stored
+from shared.schemas import (
+    AudioPart,
+    EventName,
+    JobCreate,
+    JobRead,
+    JobStatus,
+    JobTask,
+    JobWebhook,
+)
 from shared.storage import audio_key, escape_filename
 from shared.tasks import KNOWN_MODELS
+from shared.webhook_secrets import WebhookSecretMissing
+from shared.webhook_urls import check_webhook_url
 
 logger = logging.getLogger(__name__)
 
@@ -44,21 +55,6 @@ class IncomingAudio:
 
     stream: BinaryIO
     filename: str | None
-
-
-def check_audio(settings: Settings, stream: BinaryIO, max_seconds: float, field: str) -> float:
-    """Seconds of audio in `stream`, after checking its size and that it decodes as audio
-    of at most `max_seconds`; the stream is left at its start."""
-    stream.seek(0, 2)
-    size = stream.tell()
-    stream.seek(0)
-    if size > settings.max_upload_bytes:
-        raise UploadTooLarge(f"the upload is larger than {settings.max_upload_bytes} bytes")
-    if size == 0:
-        raise InvalidAudio("the audio file is empty", field=field)
-    info = probe_audio(stream, max_seconds, settings.probe_time_limit_seconds)
-    stream.seek(0)
-    return round(info.duration_seconds, 3)
 
 
 def _probe(services: Services, audio: Sequence[IncomingAudio]) -> list[float]:
@@ -94,13 +90,24 @@ def submit_job(
             raise IdempotencyKeyReused(field="Idempotency-Key")
         job = services.jobs.get(earlier.job_id, tenant)
         if job is None:
-            raise Conflict("a request with this Idempotency-Key is still being processed")
+            # Being created now, or its gateway died doing so: the claim expires soon.
+            wait = services.idempotency.seconds_left(tenant, idempotency_key)
+            raise Conflict(
+                "a request with this Idempotency-Key is still being processed",
+                retry_after=max(1, wait),
+            )
         return job
     try:
-        return _create(services, options, audio, tenant, job_id)
+        job = _create(services, options, audio, tenant, job_id)
     except BaseException:
         services.idempotency.release(tenant, idempotency_key)
         raise
+    if not services.idempotency.confirm(tenant, idempotency_key, claim):
+        logger.warning(
+            "the Idempotency-Key was claimed again while this job was being created",
+            extra={"job_id": job.id},
+        )
+    return job
 
 
 def _create(
@@ -119,6 +126,7 @@ def _create(
     if not services.workers.live_workers(model):
         # Refused rather than queued: with no worker alive it would wait forever.
         raise ModelUnavailable(f"no live worker serves model {model!r}", field="model")
+    webhook = _webhook(services, options, tenant)
     uploaded = _resolve_uploads(services, options, tenant)
     if not audio and not uploaded and not options.question:
         raise MissingInput("send an `audio` file, `upload_ids`, a `question`, or some of them")
@@ -152,6 +160,8 @@ def _create(
         model=model,
         task=options.task,
         transcription_prompt=options.transcription_prompt,
+        word_timestamps=options.word_timestamps,
+        webhook=webhook,
         question=options.question,
         language=options.language,
         max_new_tokens=max_new_tokens,
@@ -161,6 +171,7 @@ def _create(
         history=options.history,
         created_at=utcnow(),
     )
+    reservations = _reserve_storage(services, tenant, options, audio)
     stored: list[str] = []
     try:
         for part, incoming in zip(parts, audio, strict=True):
@@ -174,23 +185,76 @@ def _create(
         services.queue.enqueue(job)
     except Exception as exc:
         _undo(services, job, stored)
-        if isinstance(exc, ServiceError):
+        services.quota.release(*reservations)
+        # Redis's own errors (down, full) get their own problems.
+        if isinstance(exc, ServiceError | redis.exceptions.RedisError):
             raise
         raise ServiceUnavailable(f"the job could not be queued: {exc}") from exc
+    try:
+        services.jobs.sent(job.id)
+    except Exception as exc:
+        # The job is queued; at worst the maintenance loop queues it once more, and the second
+        # delivery finds its stages done or running and skips them.
+        logger.warning("marking the job as queued failed: %s", exc, extra={"job_id": job.id})
     logger.info(
         "job submitted (model %s, %d audio parts)", model, len(parts), extra={"job_id": job.id}
     )
     return job
 
 
+def _webhook(services: Services, options: JobCreate, tenant: str) -> JobWebhook | None:
+    """The job's webhook, once its URL passed the address policy and the tenant has a secret
+    to sign deliveries with."""
+    if options.webhook is None:
+        if "webhook_events_filter" in options.model_fields_set:
+            raise InvalidRequest("webhook_events_filter needs a webhook", field="webhook")
+        return None
+    if not services.webhook_secrets.exists(tenant):
+        raise WebhookSecretMissing(
+            "this API key's tenant has no webhook secret yet: make one with "
+            "POST /v1/webhooks/secret (`audiochat webhooks secret`)",
+            field="webhook",
+        )
+    check_webhook_url(options.webhook, services.settings.webhooks.allowed_networks)
+    events: list[str] = list(dict.fromkeys(options.webhook_events_filter))
+    return JobWebhook(url=options.webhook, events=events)
+
+
+def _reserve_storage(
+    services: Services, tenant: str, options: JobCreate, audio: Sequence[IncomingAudio]
+) -> list[Reservation | None]:
+    """Count the job's text and audio against the tenant's quotas (StorageQuotaExceeded if
+    either is full); nothing is written before this has passed."""
+    text = len(options.model_dump_json(exclude_defaults=True)) + JOB_RECORD_ALLOWANCE
+    records = services.quota.reserve(tenant, Stored.RECORDS, text)
+    try:
+        size = sum(stream_size(part.stream) for part in audio)
+        return [records, services.quota.reserve(tenant, Stored.AUDIO, size) if size else None]
+    except BaseException:
+        services.quota.release(records)
+        raise
+
+
+def stream_size(stream: BinaryIO) -> int:
+    """The length of a seekable stream, which is left at its start."""
+    size = stream.seek(0, 2)
+    stream.seek(0)
+    return size
+
+
 def _resolve_uploads(services: Services, options: JobCreate, tenant: str) -> list[AudioPart]:
     """The job's audio parts from earlier uploads, used in place; each upload the job or its
-    history names must exist and be the tenant's (UploadNotFound otherwise)."""
-    records = [services.uploads.require(i, tenant, "upload_ids") for i in options.upload_ids]
+    history names must exist and be the tenant's (UploadNotFound otherwise), and a presigned
+    one is checked now, like audio sent with the job."""
+    records = [
+        ready_upload(services, services.uploads.require(i, tenant, "upload_ids"), "upload_ids")
+        for i in options.upload_ids
+    ]
     for turn in options.history:
         if turn.upload_id is not None:
-            services.uploads.require(turn.upload_id, tenant, "history")
-    return [AudioPart(key=r.key, filename=r.filename, seconds=r.seconds) for r in records]
+            record = services.uploads.require(turn.upload_id, tenant, "history")
+            ready_upload(services, record, "history")
+    return [AudioPart(key=r.key, filename=r.filename, seconds=r.seconds or 0.0) for r in records]
 
 
 def _undo(services: Services, job: JobRead, stored_keys: list[str]) -> None:

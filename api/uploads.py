@@ -9,10 +9,14 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import redis.exceptions
+
+from api.audio_checks import check_audio
 from api.deps import Services
-from api.submission import IncomingAudio, check_audio
+from api.submission import IncomingAudio
 from shared.errors import ServiceError, ServiceUnavailable
 from shared.jobs import utcnow
+from shared.quota import Stored
 from shared.storage import escape_filename, upload_key
 from shared.uploads import UploadRecord, new_upload_id
 
@@ -43,13 +47,22 @@ def store_upload(
         created_at=now,
         expires_at=now + timedelta(seconds=services.settings.job_retention_seconds),
     )
-    services.store.put(record.key, stream, {"original-filename": record.filename or ""})
+    reservations = [services.quota.reserve(tenant, Stored.AUDIO, size)]
+    try:
+        text = len(record.model_dump_json())
+        reservations.append(services.quota.reserve(tenant, Stored.RECORDS, text))
+        services.store.put(record.key, stream, {"original-filename": record.filename or ""})
+    except BaseException:
+        services.quota.release(*reservations)
+        raise
     try:
         services.expiry.track(record.key)
         services.uploads.create(record)
     except Exception as exc:
         _remove_object(services, record.key)
-        if isinstance(exc, ServiceError):
+        services.quota.release(*reservations)
+        # Redis's own errors (down, full) get their own problems.
+        if isinstance(exc, ServiceError | redis.exceptions.RedisError):
             raise
         raise ServiceUnavailable(f"the upload could not be recorded: {exc}") from exc
     logger.info("upload_id=%s stored (%.1f s, %d bytes)", upload_id, seconds, size)

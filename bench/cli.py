@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only queue,e2e,fanout,upload,answers] [--no-profile]
+"""`python -m bench [--quick] [--only queue,e2e,fanout,upload,batching,answers] [--no-profile]
 [--no-report]`."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 
 from bench.harness import log, raise_fd_limit, write_result
 
-SUITES = ("queue", "e2e", "fanout", "upload", "answers")
+SUITES = ("queue", "e2e", "fanout", "upload", "batching", "answers")
 
 
 def main() -> None:

@@ -724,7 +724,7 @@ def _findings(results: dict[str, dict[str, Any] | None]) -> str:
             floor[0]["cpu_ms_per_job"].values()
         )
         if gateway and "inclusive_own" in gateway and heavier:
-            skip = {"<module>", "serve", "MetricsMiddleware.__call__", "BodySizeLimit.__call__"}
+            skip = {"<module>", "serve", "MetricsMiddleware.__call__", "RequestBodyLimits.__call__"}
             top = [
                 f"`{e['frame'].split(' (', 1)[0]}` {_pct(e['share'])}"
                 for e in gateway["inclusive_own"]

@@ -15,10 +15,17 @@ from shared.schemas import EventName, JobEvent
 _EVENT_NAMES = frozenset(name.value for name in EventName)
 
 
+# Files larger than this go straight to the store when the server can take them that way.
+DIRECT_UPLOAD_BYTES = 8 * 1024 * 1024
+
+
 class ApiError(Exception):
-    """A problem document returned by the server."""
+    """A problem document (or, from the OpenAI-compatible paths, an error body) from the server."""
 
     def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        if isinstance(problem.get("error"), dict):
+            error = problem["error"]
+            problem = {"code": error.get("code"), "detail": error.get("message")}
         self.status = status
         self.problem = problem
         detail = problem.get("detail") or problem.get("title") or "error"
@@ -26,9 +33,16 @@ class ApiError(Exception):
 
 
 class AudiochatClient:
-    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        direct_upload_bytes: int = DIRECT_UPLOAD_BYTES,
+    ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.base_url = base_url
+        self.direct_upload_bytes = direct_upload_bytes
         self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
 
     def close(self) -> None:
@@ -52,15 +66,42 @@ class AudiochatClient:
     def submit(
         self, audio: Path | None = None, question: str | None = None, **options: Any
     ) -> dict[str, Any]:
-        """Create a job and return its record."""
+        """Create a job and return its record; a large file goes to the store directly."""
         fields = {k: str(v) for k, v in options.items() if v is not None}
         if audio is None:
             return self._check(self._http.post("/v1/jobs", json={"question": question, **options}))  # type: ignore[no-any-return]
+        if audio.stat().st_size > self.direct_upload_bytes:
+            upload = self.upload_direct(audio)
+            if upload is not None:
+                body = {"upload_ids": [upload["id"]], "question": question, **options}
+                body = {k: v for k, v in body.items() if v is not None}
+                return self._check(self._http.post("/v1/jobs", json=body))  # type: ignore[no-any-return]
         if question:
             fields["question"] = question
         with audio.open("rb") as handle:
             files = {"audio": (audio.name, handle, "application/octet-stream")}
             return self._check(self._http.post("/v1/jobs", data=fields, files=files))  # type: ignore[no-any-return]
+
+    def upload_direct(self, audio: Path) -> dict[str, Any] | None:
+        """Send a file to the store through a presigned form and return its upload; None if
+        the server keeps audio where clients cannot send it (the local store)."""
+        response = self._http.post(
+            "/v1/uploads", json={"filename": audio.name, "bytes": audio.stat().st_size}
+        )
+        if response.status_code == 409 and "direct-upload-unavailable" in response.text:
+            return None
+        upload: dict[str, Any] = self._check(response)
+        form = upload["upload"]
+        # A client of its own: the API key is for audiochat, never for the store.
+        with audio.open("rb") as handle, httpx.Client(timeout=self._http.timeout) as store:
+            sent = store.post(
+                form["url"], data=form["fields"], files={"file": (audio.name, handle)}
+            )
+        if sent.is_error:
+            raise ApiError(
+                sent.status_code, {"code": "store-refused", "detail": sent.text[:500] or "error"}
+            )
+        return upload
 
     def get(self, job_id: str) -> dict[str, Any]:
         """A job's record."""
@@ -73,6 +114,10 @@ class AudiochatClient:
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a job that has not ended; returns its record."""
         return self._check(self._http.post(f"/v1/jobs/{job_id}/cancel"))  # type: ignore[no-any-return]
+
+    def rotate_webhook_secret(self) -> dict[str, Any]:
+        """Make a new webhook signing secret; the answer is the only time it is shown."""
+        return self._check(self._http.post("/v1/webhooks/secret"))  # type: ignore[no-any-return]
 
     def follow(self, job_id: str, retries: int = 5) -> Iterator[JobEvent]:
         """A job's events to `done`, reconnecting with Last-Event-ID if the stream drops."""

@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -21,7 +22,7 @@ import httpx
 from rich.console import Console
 from rich.text import Text
 
-from cli.client import ApiError, AudiochatClient
+from cli.client import DIRECT_UPLOAD_BYTES, ApiError, AudiochatClient
 from cli.stack import run_stack
 from cli.views import job_details, job_table, watch
 from shared.config import Settings
@@ -58,10 +59,12 @@ def _fail(message: str) -> NoReturn:
 
 
 @contextmanager
-def _talking_to(url: str, api_key: str | None) -> Iterator[AudiochatClient]:
+def _talking_to(
+    url: str, api_key: str | None, direct_upload_bytes: int = DIRECT_UPLOAD_BYTES
+) -> Iterator[AudiochatClient]:
     """A client for `url`; a refusal or an unreachable server ends the command with status 1."""
     try:
-        with AudiochatClient(url, api_key) as client:
+        with AudiochatClient(url, api_key, direct_upload_bytes=direct_upload_bytes) as client:
             yield client
     except ApiError as exc:
         _fail(str(exc))
@@ -127,6 +130,16 @@ def worker() -> None:
         raise click.ClickException(str(exc)) from exc
 
 
+@cli.command("webhook-worker")
+def webhook_worker() -> None:
+    """Run a webhook worker: delivers job events to their webhooks (no model, no store)."""
+    from webhooks.main import run_webhook_worker
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    run_webhook_worker(settings, loglevel=settings.log_level)
+
+
 @cli.command()
 @click.option("--port", envvar="API_PORT", default=8000, show_default=True, help="Gateway port.")
 @click.option("--redis-port", envvar="REDIS_PORT", default=6379, show_default=True)
@@ -156,6 +169,14 @@ def down(redis_port: int) -> None:
 @click.option("--model", help="Model to use (default: the server's).")
 @click.option("--max-new-tokens", type=int, help="Longest answer, in tokens.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final job record as JSON.")
+@click.option(
+    "--direct-upload-over",
+    type=click.IntRange(min=0),
+    default=DIRECT_UPLOAD_BYTES,
+    show_default=True,
+    envvar="AUDIOCHAT_DIRECT_UPLOAD_BYTES",
+    help="Files larger than this many bytes go straight to the S3 store (presigned upload).",
+)
 @server_options
 def ask(
     audio: Path | None,
@@ -164,13 +185,14 @@ def ask(
     model: str | None,
     max_new_tokens: int | None,
     as_json: bool,
+    direct_upload_over: int,
     url: str,
     api_key: str | None,
 ) -> None:
     """Ask a spoken question (AUDIO), a question about it (--question), or a typed one (--text)."""
     if audio is None and not text:
         raise click.UsageError("give an AUDIO file or --text")
-    with _talking_to(url, api_key) as client:
+    with _talking_to(url, api_key, direct_upload_over) as client:
         job = client.submit(
             audio, question if audio else text, model=model, max_new_tokens=max_new_tokens
         )
@@ -202,6 +224,25 @@ def new_key(tenant: str) -> None:
     key = new_api_key()
     click.echo(f"key (give it to the client; it is not stored anywhere): {key}")
     click.echo(f'add to AUDIOCHAT_API_KEYS: "{hash_api_key(key)}": "{tenant}"')
+
+
+@cli.group()
+def webhooks() -> None:
+    """The webhook signing secret of your API key's tenant."""
+
+
+@webhooks.command("secret")
+@server_options
+def webhook_secret(url: str, api_key: str | None) -> None:
+    """Make a new signing secret (or rotate it) and print it: it is shown this once."""
+    with _talking_to(url, api_key) as client:
+        info = client.rotate_webhook_secret()
+    click.echo(info["secret"])
+    if info.get("previous_expires_at"):
+        errors.print(
+            "the previous secret also signs deliveries until "
+            f"{datetime.fromtimestamp(info['previous_expires_at'], UTC):%Y-%m-%d %H:%M} UTC"
+        )
 
 
 @cli.group()

@@ -9,6 +9,8 @@ declare -A commands=(
   [sox]=sox
   # scripts/stack.sh waits for the gateway's /readyz with it.
   [curl]=curl
+  # tests/integration/test_proxy.py runs deploy/nginx.conf, the compose file's proxy.
+  [nginx]=nginx
   # The web page's browser test: headless Chromium with a fake microphone (Playwright drives it).
   [chromium]=chromium
   [chromium-driver]=chromedriver

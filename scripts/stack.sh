@@ -46,12 +46,35 @@ up() {
   wait_until 30 "the gateway" curl -sf "http://127.0.0.1:$API_PORT/readyz"
   echo "gateway: http://127.0.0.1:$API_PORT"
   echo "worker: loading the $AUDIOCHAT_MODEL model (the first start takes longer)..."
-  wait_until 300 "the worker" worker_ready
+  # Ready means this very worker process beats: a heartbeat left by a worker that crashed (it
+  # lives on for its TTL) does not count, and a worker that exits ends the wait at once.
+  for _ in $(seq 300); do
+    if ! running worker; then
+      echo "the worker exited; see $RUN/worker.log" >&2
+      return 1
+    fi
+    worker_ready 2>/dev/null && break
+    sleep 1
+  done
+  if ! worker_ready 2>/dev/null; then
+    echo "timed out waiting for the worker; see $RUN/*.log" >&2
+    return 1
+  fi
   echo "worker: ready"
 }
 
 worker_ready() {
-  running worker && [ -n "$(redis-cli -p "$REDIS_PORT" --scan --pattern 'audiochat:worker:*')" ]
+  "$VENV/bin/python" - "$(cat "$RUN/worker.pid")" <<'PY'
+import os, socket, sys
+
+import redis
+
+from shared.workers import WorkerRegistry
+
+pid = int(sys.argv[1])
+live = WorkerRegistry(redis.Redis.from_url(os.environ["AUDIOCHAT_REDIS_URL"])).live_workers()
+sys.exit(not any(w.pid == pid and w.hostname == socket.gethostname() for w in live))
+PY
 }
 
 down() {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, PositiveInt, SecretStr, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, PositiveInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +19,30 @@ class S3Settings(BaseModel):
     region: str = "us-east-1"
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
+    # Where clients reach the store, for presigned uploads (`POST /v1/uploads` with JSON), when
+    # that differs from `endpoint_url` (which may be a name only the containers resolve).
+    public_endpoint_url: str | None = None
+
+
+class WebhookSettings(BaseModel):
+    """Webhook deliveries, made by `audiochat webhook-worker` (`AUDIOCHAT_WEBHOOKS__...`)."""
+
+    # Receivers are refused when their name resolves to a loopback, private, link-local or
+    # otherwise non-public address, unless the address is in one of these networks.
+    allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    # The longest one attempt may take, from connecting to the response's status line.
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    # Failed attempts (timeouts, 429, 5xx) are retried for this long after the event, then the
+    # delivery is given up and recorded as failed.
+    retry_for_seconds: float = Field(default=24 * 3600.0, ge=0)
+    # The pause after the first failed attempt; it doubles (with jitter) up to the maximum.
+    backoff_seconds: float = Field(default=5.0, gt=0)
+    max_backoff_seconds: float = Field(default=3600.0, gt=0)
+    # Attempts one webhook worker makes at once (threads): a slow receiver holds one of them.
+    concurrency: int = Field(default=16, ge=1)
+    # After a tenant rotates its secret, deliveries are signed with the old one too for this
+    # long, so receivers can switch at their own pace.
+    secret_rotation_grace_seconds: int = Field(default=24 * 3600, ge=0)
 
 
 class EmbeddedSettings(BaseModel):
@@ -76,6 +100,7 @@ class Settings(BaseSettings):
     # `file:///absolute/path` (the embedded default) or `s3://bucket`.
     storage_url: str = "file://./.data/objects"
     s3: S3Settings = Field(default_factory=S3Settings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     # The model a job gets when it names none, and the model a worker serves.
     model: str = "embedded"
@@ -90,12 +115,24 @@ class Settings(BaseSettings):
     max_window_seconds: float | None = Field(default=None, gt=0)
     # Import path `package.module:Class` of a backend outside audiochat (plugins, test fakes).
     backend_class: str | None = None
+    # Stages one worker runs at once on its one model, their generation batched; unset: the
+    # backend's default (docs/operations.md). A GPU worker lowers it at start, if need be, so
+    # that this many rows of `batch_row_tokens` tokens fit the card's free memory.
+    worker_concurrency: int | None = Field(default=None, ge=1, le=64)
+    # The length, prompt and answer, in tokens, a batch row is planned for when a GPU worker
+    # caps its concurrency by memory; longer rows wait for room rather than run out of it.
+    batch_row_tokens: int = Field(default=2048, ge=64)
     embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
 
     # How long a job's record, audio and event log are kept after it is created.
     job_retention_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    # How long a presigned upload URL (S3 store only) may be used.
+    direct_upload_expires_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
     max_audio_seconds: float = Field(default=600.0, gt=0)
+    # A request body that pauses this long, or takes this long in all, ends with 408.
+    request_body_idle_seconds: float = Field(default=30.0, gt=0)
+    request_body_seconds: float = Field(default=600.0, gt=0)
     # The answer length a job gets when it names none: per model, else the default.
     default_max_new_tokens: int = Field(default=256, ge=1)
     max_new_tokens_by_model: dict[str, PositiveInt] = Field(
@@ -103,6 +140,10 @@ class Settings(BaseSettings):
     )
     max_new_tokens_limit: int = Field(default=2048, ge=1)
 
+    # The longest a chat completion or transcription waits for its job (one stuck in a queue,
+    # say); then it answers 504 `job-not-finished` and the job goes on. Below the 600 s after
+    # which OpenAI's SDKs give up on a response and send the request again.
+    max_wait_seconds: float = Field(default=540.0, gt=0)
     # Seconds between SSE keep-alive comments.
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     # Deltas are coalesced so a job publishes at most this many events per second.
@@ -147,6 +188,14 @@ class Settings(BaseSettings):
     # Per API key: requests per minute (0 = no limit) and jobs not yet ended (0 = no cap).
     rate_limit_per_minute: int = Field(default=600, ge=0)
     max_active_jobs_per_tenant: int = Field(default=64, ge=0)
+    # The longest submitting a job may take, from claiming its `Idempotency-Key` to queueing
+    # it. If its gateway dies meanwhile, the key is free again after this, and a job it had
+    # recorded but not queued is queued by the maintenance loop of any gateway.
+    submit_grace_seconds: int = Field(default=120, ge=1)
+    # Bytes each tenant may keep stored at once (0: no quota), counted until they expire: the
+    # text of its jobs in Redis (questions, history, answers, events), and its audio.
+    max_record_bytes_per_tenant: int = Field(default=256 * 1024 * 1024, ge=0)
+    max_audio_bytes_per_tenant: int = Field(default=10 * 1024 * 1024 * 1024, ge=0)
     # Jobs waiting in one model's queue beyond which new jobs are refused with 503.
     max_queue_depth: int = Field(default=5000, ge=1)
 

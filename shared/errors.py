@@ -10,19 +10,23 @@
     │   └── NoSpeech                 422 no-speech
     ├── Unauthorized (api/auth.py)   401 unauthorized
     ├── TooManyRequests              429 rate-limited
-    │   └── TooManyActiveJobs        429 too-many-active-jobs
+    │   ├── TooManyActiveJobs        429 too-many-active-jobs
+    │   └── StorageQuotaExceeded     429 storage-quota-exceeded
     ├── Conflict                     409 conflict
     │   ├── IdempotencyKeyReused     409 idempotency-key-reused
     │   └── JobFinished              409 job-finished
     ├── UnsupportedMediaType         415 unsupported-media-type
     ├── UploadTooLarge               413 upload-too-large
+    ├── RequestTimeout               408 request-timeout
     ├── JobNotFound                  404 job-not-found
     ├── ServiceUnavailable           503 service-unavailable
     │   ├── StorageUnavailable       503 storage-unavailable
     │   ├── QueueFull                503 queue-full
+    │   ├── RedisFull                503 redis-full
     │   └── ModelUnavailable         503 model-unavailable
     ├── ModelError                   500 model-error
     ├── StageTimeout                 504 timeout
+    ├── JobNotFinished               504 job-not-finished
     ├── WorkerLost                   500 worker-lost
     └── JobCanceled                  409 canceled
 
@@ -99,6 +103,12 @@ class UploadTooLarge(ServiceError):
     title = "The upload is larger than this service accepts"
 
 
+class RequestTimeout(ServiceError):
+    status = 408
+    code = "request-timeout"
+    title = "The request body did not arrive in time"
+
+
 class JobNotFound(ServiceError):
     status = 404
     code = "job-not-found"
@@ -114,6 +124,11 @@ class TooManyRequests(ServiceError):
 class TooManyActiveJobs(TooManyRequests):
     code = "too-many-active-jobs"
     title = "Too many jobs of this API key have not ended yet"
+
+
+class StorageQuotaExceeded(TooManyRequests):
+    code = "storage-quota-exceeded"
+    title = "This API key keeps as much stored as its quota allows"
 
 
 class Conflict(ServiceError):
@@ -148,6 +163,11 @@ class QueueFull(ServiceUnavailable):
     title = "Too many jobs are waiting for this model"
 
 
+class RedisFull(ServiceUnavailable):
+    code = "redis-full"
+    title = "Redis is full: it refuses writes until memory is freed"
+
+
 class ModelUnavailable(ServiceUnavailable):
     code = "model-unavailable"
     title = "No worker serves this model now"
@@ -162,6 +182,12 @@ class StageTimeout(ServiceError):
     status = 504
     code = "timeout"
     title = "A stage of the job ran over its time limit"
+
+
+class JobNotFinished(ServiceError):
+    status = 504
+    code = "job-not-finished"
+    title = "The job did not end while the request waited; it goes on"
 
 
 class WorkerLost(ServiceError):

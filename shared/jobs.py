@@ -16,8 +16,11 @@ from typing import Any
 import redis
 from pydantic_core import to_jsonable_python
 
+from shared.deliveries import WebhookDeliveries
 from shared.events import (
     JOB_INDEX_KEY,
+    UNSENT_JOBS_KEY,
+    job_deliveries_key,
     job_events_key,
     job_key,
     job_sequence_key,
@@ -43,11 +46,26 @@ for k = 2, i - 1 do terminal[ARGV[k]] = true end
 for j = i + 1, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[j], ARGV[j + 1])
   if ARGV[j] == 'status' and terminal[ARGV[j + 1]] then
-    local active = redis.call('HGET', KEYS[1], 'active_set')
-    if active then redis.call('SREM', cjson.decode(active), ARGV[1]) end
+    local active = redis.call('HGET', KEYS[1], 'active_jobs')
+    if active then redis.call('ZREM', cjson.decode(active), ARGV[1]) end
+    -- Records written before active jobs were a sorted set name a plain set.
+    local older = redis.call('HGET', KEYS[1], 'active_set')
+    if older then redis.call('SREM', cjson.decode(older), ARGV[1]) end
   end
 end
 return 1
+"""
+
+# Counts a tenant's jobs that have not ended. Jobs that expired without ending (their worker
+# was down, their task lost) leave the count with their records, so they cannot lock their
+# tenant out. KEYS: the tenant's active jobs. ARGV: the creation time before which a job has
+# expired, the prefix of job record keys.
+_ACTIVE_COUNT_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if redis.call('EXISTS', ARGV[2] .. id) == 0 then redis.call('ZREM', KEYS[1], id) end
+end
+return redis.call('ZCARD', KEYS[1])
 """
 
 
@@ -70,6 +88,8 @@ class JobRepository:
         self._redis = client
         self._retention = retention_seconds
         self._update = client.register_script(_UPDATE_SCRIPT)
+        self._deliveries = WebhookDeliveries(client)
+        self._active_count = client.register_script(_ACTIVE_COUNT_SCRIPT)
 
     def create(self, job: JobRead, tenant: str = DEFAULT_TENANT) -> None:
         """Store a new job's record for `tenant`, index it, and count it as active."""
@@ -77,7 +97,7 @@ class JobRepository:
             {
                 **job.model_dump(mode="json", exclude_none=True),
                 "tenant": tenant,
-                "active_set": tenant_active_key(tenant),
+                "active_jobs": tenant_active_key(tenant),
             }
         )
         created = job.created_at.timestamp()
@@ -87,9 +107,21 @@ class JobRepository:
             pipe.zadd(JOB_INDEX_KEY, {job.id: created})
             pipe.zadd(tenant_jobs_key(tenant), {job.id: created})
             pipe.expire(tenant_jobs_key(tenant), self._retention)
-            pipe.sadd(tenant_active_key(tenant), job.id)
+            pipe.zadd(tenant_active_key(tenant), {job.id: created})
             pipe.expire(tenant_active_key(tenant), self._retention)
+            # Until `sent`: if its gateway dies before queueing it, another one will.
+            pipe.zadd(UNSENT_JOBS_KEY, {job.id: created})
             pipe.execute()
+
+    def sent(self, job_id: str) -> None:
+        """The job's stages have been queued: nobody needs to queue it again."""
+        self._redis.zrem(UNSENT_JOBS_KEY, job_id)
+
+    def unsent(self, older_than: float, limit: int = 100) -> list[str]:
+        """Jobs recorded more than `older_than` seconds ago and never marked as queued."""
+        cutoff = time.time() - older_than
+        ids: Any = self._redis.zrangebyscore(UNSENT_JOBS_KEY, "-inf", cutoff, start=0, num=limit)
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
 
     def get(self, job_id: str, tenant: str | None = None) -> JobRead | None:
         """A job's record; None when there is no such job, it expired, or (when `tenant` is
@@ -100,6 +132,8 @@ class JobRepository:
         fields = _decode(raw)
         if tenant is not None and fields.get("tenant", DEFAULT_TENANT) != tenant:
             return None
+        if "webhook" in fields:
+            fields["webhook"]["deliveries"] = self._deliveries.for_job(job_id)
         return JobRead.model_validate(fields)
 
     def status(self, job_id: str) -> JobStatus | None:
@@ -113,7 +147,9 @@ class JobRepository:
 
     def active_count(self, tenant: str) -> int:
         """How many of the tenant's jobs have not ended."""
-        return int(self._redis.scard(tenant_active_key(tenant)))
+        cutoff = time.time() - self._retention
+        args: list[float | str] = [cutoff, job_key("")]
+        return int(self._active_count(keys=[tenant_active_key(tenant)], args=args))
 
     def update(self, job_id: str, **fields: Any) -> bool:
         """Set fields of a job that has not ended; False if it ended or does not exist."""
@@ -131,10 +167,16 @@ class JobRepository:
         """Remove a job's record, event log and index entries (its audio is the store's)."""
         tenant = self.tenant_of(job_id) or DEFAULT_TENANT
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(job_key(job_id), job_events_key(job_id), job_sequence_key(job_id))
+            pipe.delete(
+                job_key(job_id),
+                job_events_key(job_id),
+                job_sequence_key(job_id),
+                job_deliveries_key(job_id),
+            )
             pipe.zrem(JOB_INDEX_KEY, job_id)
             pipe.zrem(tenant_jobs_key(tenant), job_id)
-            pipe.srem(tenant_active_key(tenant), job_id)
+            pipe.zrem(tenant_active_key(tenant), job_id)
+            pipe.zrem(UNSENT_JOBS_KEY, job_id)
             pipe.execute()
 
     def list_recent(self, tenant: str = DEFAULT_TENANT, limit: int = 20) -> list[JobRead]:

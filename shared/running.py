@@ -34,6 +34,15 @@ return attempts
 
 HELD_ELSEWHERE = -1
 
+# Deletes a claim only if it is still the one the caller read: a claim made since (the stage
+# started again on another worker) is left alone. KEYS: running hash. ARGV: job id, claim.
+_RELEASE_IF_UNCHANGED_SCRIPT = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -41,12 +50,15 @@ class Claim:
     worker: str
     stage: str
     started: float
+    # The claim as stored, to tell it from a later claim of the same job.
+    raw: bytes = b""
 
 
 class RunningJobs:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
         self._claim = client.register_script(_CLAIM_SCRIPT)
+        self._release_if_unchanged = client.register_script(_RELEASE_IF_UNCHANGED_SCRIPT)
 
     def claim(self, job_id: str, worker: str, stage: str) -> int:
         """This stage's attempt number (1 the first time); HELD_ELSEWHERE if a live worker
@@ -57,13 +69,18 @@ class RunningJobs:
     def release(self, job_id: str) -> None:
         self._redis.hdel(RUNNING_JOBS_KEY, job_id)
 
+    def release_stale(self, claim: Claim) -> bool:
+        """Delete a claim found stale, unless the job has been claimed again since."""
+        args: list[str | bytes] = [claim.job_id, claim.raw]
+        return bool(self._release_if_unchanged(keys=[RUNNING_JOBS_KEY], args=args))
+
     def stale(self, grace_seconds: float) -> list[Claim]:
         """Claims nobody is working on: the worker's heartbeat expired, or the worker is
         alive but its heartbeat shows another job (its stage died without ending the job,
         say while Redis was down), for longer than `grace_seconds` after the claim."""
         raw: Any = self._redis.hgetall(RUNNING_JOBS_KEY)
         claims = [
-            Claim(job_id=k.decode() if isinstance(k, bytes) else k, **json.loads(v))
+            Claim(job_id=k.decode() if isinstance(k, bytes) else k, raw=v, **json.loads(v))
             for k, v in raw.items()
         ]
         if not claims:
@@ -73,8 +90,18 @@ class RunningJobs:
         stale = []
         for claim, beat in zip(claims, beats, strict=True):
             if beat is None or (
-                json.loads(beat).get("current_job") != claim.job_id
+                claim.job_id not in _jobs_running(json.loads(beat))
                 and now - claim.started > grace_seconds
             ):
                 stale.append(claim)
         return stale
+
+
+def _jobs_running(beat: dict[str, Any]) -> list[str]:
+    """The jobs a heartbeat names: `current_jobs`, or a worker from before concurrent stages's
+    `current_job`."""
+    jobs = beat.get("current_jobs")
+    if jobs:
+        return list(jobs)
+    current = beat.get("current_job")
+    return [current] if current else []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +33,14 @@ class EventName(StrEnum):
     ANSWER_COMPLETED = "answer.completed"
     ERROR = "error"
     DONE = "done"
+
+
+# Events a job's webhook may ask for; `done` is the last one, whatever the job's outcome.
+WebhookEventName = Literal["transcript.completed", "answer.completed", "done"]
+
+
+def _final_event_only() -> list[WebhookEventName]:
+    return ["done"]
 
 
 class JobTask(StrEnum):
@@ -67,6 +75,21 @@ class JobCreate(BaseModel):
     task: JobTask = JobTask.ANSWER
     # Guides the transcription's spelling and style (OpenAI's `prompt`).
     transcription_prompt: str | None = Field(default=None, max_length=2000)
+    # Ask for each word's times too (where the model gives them).
+    word_timestamps: bool = False
+    # A URL to POST the job's events to, signed with the tenant's webhook secret.
+    webhook: str | None = Field(default=None, min_length=1, max_length=2048)
+    webhook_events_filter: list[WebhookEventName] = Field(
+        default_factory=_final_event_only, min_length=1, max_length=3
+    )
+
+
+class TranscriptWord(BaseModel):
+    """One word of the transcript and its times, in seconds from the start of the job's audio."""
+
+    word: str
+    start: float
+    end: float
 
 
 class TranscriptSegment(BaseModel):
@@ -102,6 +125,42 @@ class JobLinks(BaseModel):
     events: str
 
 
+class WebhookAttempt(BaseModel):
+    """One try at delivering a webhook event."""
+
+    at: datetime
+    seconds: float
+    # The receiver's HTTP status, if it answered.
+    status_code: int | None = None
+    # Why the attempt failed, if it did (a timeout, a refused address, a redirect, ...).
+    error: str | None = None
+
+
+class WebhookDelivery(BaseModel):
+    """One event sent to the job's webhook; `id` is its `webhook-id`, the same on every try."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    event: str
+    # `pending` (an attempt is due), `delivered`, or `failed` (given up).
+    status: str
+    created_at: datetime
+    attempts: list[WebhookAttempt] = Field(default_factory=list)
+    next_attempt_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class JobWebhook(BaseModel):
+    """Where a job's events go, which ones, and how each delivery went."""
+
+    url: str
+    # Checked against WebhookEventName when the job is made; read back as plain names, so a
+    # record written by a newer release still reads.
+    events: list[str]
+    deliveries: list[WebhookDelivery] = Field(default_factory=list)
+
+
 class JobRead(BaseModel):
     """A job as `GET /v1/jobs/{id}` returns it."""
 
@@ -119,10 +178,13 @@ class JobRead(BaseModel):
     # Long audio is transcribed in windows of at most the model's input length.
     transcript_windows: int | None = None
     transcription_prompt: str | None = None
+    word_timestamps: bool = False
     transcript: str | None = None
-    # The language the model heard the speech in (ISO 639-1), if it reports one.
-    detected_language: str | None = None
+    # The language the model says the speech is in, where it says (`language` is the asked one).
+    transcript_language: str | None = None
     segments: list[TranscriptSegment] | None = None
+    # Each word's times, when the job asked for them and the model gives them.
+    words: list[TranscriptWord] | None = None
     answer: str | None = None
     finish_reason: str | None = None
     error: JobError | None = None
@@ -132,6 +194,7 @@ class JobRead(BaseModel):
     durations: StageDurations = Field(default_factory=StageDurations)
     transcribe_attempts: int = 0
     answer_attempts: int = 0
+    webhook: JobWebhook | None = None
     links: JobLinks | None = None
 
 

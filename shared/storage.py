@@ -12,7 +12,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote, unquote, urlparse
 
 import boto3
@@ -20,8 +20,8 @@ import botocore.config
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 
-from shared.config import Settings
-from shared.errors import ServiceError, StorageUnavailable
+from shared.config import S3Settings, Settings
+from shared.errors import Conflict, ServiceError, StorageUnavailable, UploadTooLarge
 
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*$")
 
@@ -34,6 +34,12 @@ def audio_key(job_id: str, index: int = 0) -> str:
 def upload_key(upload_id: str) -> str:
     """The object key of a recording uploaded on its own (`POST /v1/uploads`)."""
     return f"uploads/{upload_id}/audio"
+
+
+def staging_key(upload_id: str) -> str:
+    """Where a client puts a presigned upload; it moves to `upload_key` once checked, so the
+    object a job uses is never one the client can still overwrite."""
+    return f"uploads/{upload_id}/incoming"
 
 
 def escape_filename(filename: str | None) -> str | None:
@@ -121,11 +127,37 @@ class LocalDirectoryStore:
             raise StorageUnavailable(f"{self.root} is not writable")
 
 
+class UploadChanged(Conflict):
+    code = "upload-changed"
+    title = "The uploaded object changed while it was being checked"
+
+
+def _s3_client(s3: S3Settings, endpoint_url: str | None) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=s3.region,
+        aws_access_key_id=s3.access_key_id.get_secret_value() if s3.access_key_id else None,
+        aws_secret_access_key=(
+            s3.secret_access_key.get_secret_value() if s3.secret_access_key else None
+        ),
+        config=botocore.config.Config(
+            connect_timeout=2,
+            read_timeout=30,
+            retries={"max_attempts": 2, "mode": "standard"},
+            s3={"addressing_style": "path"},
+            signature_version="s3v4",
+        ),
+    )
+
+
 class S3Store:
     """Objects in an S3 bucket (MinIO, AWS, or any S3-compatible server) through boto3."""
 
-    def __init__(self, client: object, bucket: str) -> None:
+    def __init__(self, client: object, bucket: str, presigner: object | None = None) -> None:
         self._s3 = client
+        # Signs presigned uploads with the endpoint clients reach, which may not be ours.
+        self._presigner: Any = presigner or client
         self.bucket = bucket
         # Threaded uploads read parts ahead into memory: by default a 100 MB upload grew the
         # gateway by ~100 MB, and even with two parts in flight by 36 MB (15 MB for 10 MB).
@@ -136,22 +168,71 @@ class S3Store:
     @classmethod
     def from_settings(cls, settings: Settings, bucket: str) -> S3Store:
         s3 = settings.s3
-        client = boto3.client(
-            "s3",
-            endpoint_url=s3.endpoint_url,
-            region_name=s3.region,
-            aws_access_key_id=s3.access_key_id.get_secret_value() if s3.access_key_id else None,
-            aws_secret_access_key=(
-                s3.secret_access_key.get_secret_value() if s3.secret_access_key else None
-            ),
-            config=botocore.config.Config(
-                connect_timeout=2,
-                read_timeout=30,
-                retries={"max_attempts": 2, "mode": "standard"},
-                s3={"addressing_style": "path"},
-            ),
+        client = _s3_client(s3, s3.endpoint_url)
+        public = s3.public_endpoint_url
+        presigner = _s3_client(s3, public) if public and public != s3.endpoint_url else None
+        return cls(client, bucket, presigner)
+
+    def presigned_post(self, key: str, max_bytes: int, expires_seconds: int) -> dict[str, Any]:
+        """A form (`url`, `fields`) a client POSTs one file of at most `max_bytes` to, under
+        `key` only, until it expires; S3 and MinIO refuse anything larger."""
+        post: dict[str, Any] = self._presigner.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=_checked_key(key),
+            Conditions=[["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires_seconds,
         )
-        return cls(client, bucket)
+        return post
+
+    def fetch(self, key: str, destination: Path, max_bytes: int) -> str:
+        """Copy an object of at most `max_bytes` to a local file; returns its ETag. A larger
+        object is UploadTooLarge before a byte of it is read."""
+        try:
+            got = self._s3.get_object(Bucket=self.bucket, Key=_checked_key(key))  # type: ignore[attr-defined]
+            if got["ContentLength"] > max_bytes:
+                got["Body"].close()
+                raise UploadTooLarge(f"the upload is larger than {max_bytes} bytes")
+            body = got["Body"]
+            try:
+                with destination.open("wb") as out:
+                    copied = 0
+                    for chunk in body.iter_chunks(1024 * 1024):
+                        copied += len(chunk)
+                        if copied > max_bytes:
+                            raise UploadTooLarge(f"the upload is larger than {max_bytes} bytes")
+                        out.write(chunk)
+            finally:
+                body.close()
+            return str(got["ETag"])
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                raise ObjectNotFound(f"no object {key}") from exc
+            raise StorageUnavailable(str(exc)) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    def copy(self, source: str, destination: str, etag: str, metadata: dict[str, str]) -> None:
+        """Copy `source` to `destination` only if it is still the object with `etag`: what was
+        checked is what is kept, even if the client uploads again meanwhile."""
+        try:
+            copied = self._s3.copy_object(  # type: ignore[attr-defined]
+                Bucket=self.bucket,
+                Key=_checked_key(destination),
+                CopySource={"Bucket": self.bucket, "Key": _checked_key(source)},
+                CopySourceIfMatch=etag,
+                Metadata=metadata,
+                MetadataDirective="REPLACE",
+            )
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("412", "PreconditionFailed"):
+                raise UploadChanged("the object was replaced while it was checked") from exc
+            raise StorageUnavailable(str(exc)) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        # Some S3-compatible servers ignore the condition: compare what was copied.
+        if copied.get("CopyObjectResult", {}).get("ETag") != etag:
+            self.delete(destination)
+            raise UploadChanged("the object was replaced while it was checked")
 
     def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist yet."""

@@ -12,3 +12,8 @@ KNOWN_MODELS = ("embedded", "qwen2-audio", "qwen-audio-chat", "echo")
 def queue_for_model(model: str) -> str:
     """The queue a model's workers consume; jobs are routed by model."""
     return f"model.{model}"
+
+
+# Webhook deliveries: one attempt per task, on a queue of their own, never a model worker's.
+DELIVER_WEBHOOK_TASK = "audiochat.deliver_webhook"
+WEBHOOKS_QUEUE = "webhooks"

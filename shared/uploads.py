@@ -3,17 +3,22 @@
 The audio itself is in the store under `uploads/{id}/audio`; the record says whose it is and
 what it is, and expires after the same retention as a job. Jobs refer to an upload by id and
 use its stored audio in place, without copying it.
+
+A presigned upload (S3 store only) starts `pending`: the client sends the file to the store
+itself, under `uploads/{id}/incoming`. The first job that names it has it checked like any
+upload and moved to `uploads/{id}/audio`; from then on it is `ready`.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 import redis
 from pydantic import BaseModel
 
-from shared.errors import ServiceError
+from shared.errors import Conflict, ServiceError
 from shared.events import upload_record_key
 
 
@@ -23,16 +28,26 @@ class UploadNotFound(ServiceError):
     title = "No such upload"
 
 
+class UploadIncomplete(Conflict):
+    code = "upload-incomplete"
+    title = "Nothing has been uploaded to this upload's presigned URL yet"
+
+
 class UploadRecord(BaseModel):
     """One stored recording and its owner."""
 
     id: str
     tenant: str
     key: str
+    # `pending`: presigned, and not yet checked (nor, perhaps, uploaded).
+    status: Literal["ready", "pending"] = "ready"
+    # Where the client uploads a presigned upload, until it is checked.
+    staging_key: str | None = None
     # Percent-escaped, as in a job's audio parts (`shared.storage.escape_filename`).
     filename: str | None = None
-    bytes: int
-    seconds: float
+    # Known once the audio is checked.
+    bytes: int | None = None
+    seconds: float | None = None
     # The original Audio-Chat client names itself with `clientid`; kept for tracing only.
     client_id: str | None = None
     created_at: datetime
@@ -73,6 +88,12 @@ class UploadRepository:
         if record is None:
             raise UploadNotFound(f"no upload {upload_id} (it may have expired)", field=field)
         return record
+
+    def replace(self, record: UploadRecord) -> None:
+        """Write a changed record; one that expired meanwhile stays gone."""
+        self._redis.set(
+            upload_record_key(record.id), record.model_dump_json(), xx=True, keepttl=True
+        )
 
     def set_transcript(self, upload_id: str, tenant: str, transcript: str) -> None:
         """Remember what the recording says; a record that expired meanwhile stays gone."""

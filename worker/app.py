@@ -19,6 +19,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # Reserve a task only when a thread is free to run it: a busy worker never hides a
+        # backlog from idle workers, or from an autoscaler reading the queue's length.
+        "worker_disable_prefetch": True,
         "broker_transport_options": {"visibility_timeout": settings.broker_visibility_timeout},
         "broker_connection_retry_on_startup": True,
         # Job state lives in audiochat's own records; Celery keeps no results.

@@ -1,15 +1,21 @@
-"""Decoding any common audio file to what the models take: 16 kHz mono float32 samples."""
+"""Decoding any common audio file to what the models take: 16 kHz mono float32 samples.
+
+PyAV is imported when audio is decoded, not with this module: a model's code can then use
+`Audio` and `SAMPLE_RATE` where PyAV is not installed (bench/gpu_check.py's GPU machine).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 import numpy.typing as npt
 
 from shared.errors import InvalidAudio
-from shared.media import OPEN_OPTIONS
+
+if TYPE_CHECKING:
+    import av
 
 SAMPLE_RATE = 16_000
 
@@ -23,6 +29,10 @@ def _samples(frame: av.AudioFrame) -> Audio:
 
 def decode_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> Audio:
     """Decode the first audio stream of `path`, resampled to mono `sample_rate` by FFmpeg."""
+    import av
+
+    from shared.media import OPEN_OPTIONS
+
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     chunks: list[Audio] = []
     try:

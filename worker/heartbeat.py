@@ -17,11 +17,11 @@ class Heartbeat:
         registry: WorkerRegistry,
         info: WorkerInfo,
         interval: float = 5.0,
-        current_job: Callable[[], str | None] = lambda: None,
+        current_jobs: Callable[[], list[str]] = list,
     ) -> None:
         self._registry = registry
         self.info = info
-        self._current_job = current_job
+        self._current_jobs = current_jobs
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
@@ -40,7 +40,10 @@ class Heartbeat:
 
     def _beat(self) -> None:
         try:
-            self._registry.beat(self.info.model_copy(update={"current_job": self._current_job()}))
+            jobs = self._current_jobs()
+            # `current_job` too, for a gateway from before concurrent stages (a rolling upgrade).
+            update = {"current_jobs": jobs, "current_job": jobs[0] if jobs else None}
+            self._registry.beat(self.info.model_copy(update=update))
         except Exception as exc:
             # Redis may be restarting; the next beat will try again.
             logger.warning("heartbeat failed: %s", exc)

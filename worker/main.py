@@ -60,8 +60,16 @@ def build_pipeline(
     )
 
 
+def concurrency(backend: object, settings: Settings) -> int:
+    """Stages the worker runs at once: what its backend's engine was sized to (by the setting,
+    the backend's default and GPU memory), or the setting, or one."""
+    sized = getattr(backend, "concurrency", None)
+    return int(sized or settings.worker_concurrency or 1)
+
+
 def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
-    """Run a worker for `settings.model`: pool `solo`, so tasks run where the model was loaded."""
+    """Run a worker for `settings.model`: a pool of threads in the process that loaded the
+    model, one per stage it may run at once."""
     client = redis.Redis.from_url(
         settings.redis_url,
         socket_connect_timeout=5,
@@ -75,11 +83,15 @@ def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
         metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
     name = f"{settings.model}-{os.getpid()}@{socket.gethostname()}"
     pipeline = build_pipeline(settings, client, name, metrics)
+    engine = getattr(pipeline.backend, "engine", None)
+    if engine is not None:
+        metrics.watch_engine(engine)
     app = create_celery_app(settings)
     register_tasks(app, pipeline)
     queue = queue_for_model(settings.model)
     ttl = settings.worker_heartbeat_ttl_seconds
     device = getattr(pipeline.backend, "device", "cpu")
+    threads = concurrency(pipeline.backend, settings)
     heartbeat = Heartbeat(
         WorkerRegistry(client, ttl_seconds=ttl),
         WorkerInfo(
@@ -89,23 +101,27 @@ def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
             device=device,
             # Measured once the model is loaded: what the model itself holds.
             memory_bytes=memory_in_use(device),
+            concurrency=threads,
             pid=os.getpid(),
             hostname=socket.gethostname(),
             started_at=utcnow(),
         ),
         interval=ttl / 3,
-        current_job=lambda: pipeline.current.job_id if pipeline.current else None,
+        current_jobs=pipeline.running_jobs,
     )
     # The heartbeat starts once the model is loaded: a live worker is one that can take jobs.
     heartbeat.start()
     watchdog = Watchdog(pipeline)
     watchdog.start()
-    logger.info("worker %s consuming %s", name, queue)
+    logger.info("worker %s consuming %s, %d stages at once", name, queue, threads)
     try:
         app.worker_main(
             [
                 "worker",
-                "--pool=solo",
+                # Threads share the one model; with prefetch off (app.py) the worker reserves
+                # a task only when a thread is free to start it.
+                "--pool=threads",
+                f"--concurrency={threads}",
                 f"--queues={queue}",
                 f"--hostname={name}",
                 f"--loglevel={loglevel}",
@@ -116,3 +132,5 @@ def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     finally:
         watchdog.stop()
         heartbeat.stop()
+        if engine is not None:
+            engine.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -27,10 +28,10 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from shared.events import EventPublisher
+from shared.events import DROPPED, EventPublisher
 from shared.schemas import EventName, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,10 @@ class WorkerMetrics:
     def job_failed(self, code: str) -> None:
         self.failures.labels(self.model, code).inc()
 
+    def watch_engine(self, engine: Any) -> None:
+        """Report a batch engine's rows and steps (worker/batching/engine.py) at scrape time."""
+        self.registry.register(_EngineCollector(engine, self.model))
+
     def serve(self, host: str, port: int) -> None:
         """Serve these metrics over HTTP from a daemon thread."""
         start_http_server(port, addr=host, registry=self.registry)
@@ -140,6 +145,37 @@ class _GpuMemoryCollector(Collector):
         yield total
 
 
+class _EngineCollector(Collector):
+    """The batch engine's counters, read at scrape time: the mean batch is rows over steps."""
+
+    def __init__(self, engine: Any, model: str) -> None:
+        self._engine = engine
+        self._model = model
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        engine, labels = self._engine, [self._model]
+        steps = CounterMetricFamily(
+            "audiochat_worker_batch_steps", "Decoding steps of the batch engine.", labels=["model"]
+        )
+        steps.add_metric(labels, float(engine.steps))
+        rows = CounterMetricFamily(
+            "audiochat_worker_batch_rows",
+            "Rows decoded, summed over steps: divided by the steps, the mean batch.",
+            labels=["model"],
+        )
+        rows.add_metric(labels, float(engine.rows_decoded))
+        yield steps
+        yield rows
+        for name, text, value in (
+            ("running", "Rows in the batch now.", engine.running),
+            ("waiting", "Generations waiting to join the batch.", engine.waiting),
+            ("capacity", "The most rows the batch takes.", engine.max_batch),
+        ):
+            gauge = GaugeMetricFamily(f"audiochat_worker_batch_{name}", text, labels=["model"])
+            gauge.add_metric(labels, float(value))
+            yield gauge
+
+
 class MeteredEvents(EventPublisher):
     """The pipeline's event publisher: publishes as usual, and measures stages from the events."""
 
@@ -147,11 +183,16 @@ class MeteredEvents(EventPublisher):
         super().__init__(client, retention_seconds)
         self._metrics = metrics
         self._open: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        # Stages of several jobs publish from their own threads.
+        self._lock = threading.Lock()
 
     def publish(self, job_id: str, event: EventName, data: dict[str, Any]) -> int:
         event_id = super().publish(job_id, event, data)
+        if event_id == DROPPED:
+            return event_id  # the job had already ended: nothing to measure
         try:
-            self._observe(job_id, event, data, time.monotonic())
+            with self._lock:
+                self._observe(job_id, event, data, time.monotonic())
         except Exception:
             # A metric must never fail a job.
             logger.exception("measuring an event failed", extra={"job_id": job_id})

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 from shared.events import EventPublisher
-from shared.schemas import EventName, TranscriptSegment
+from shared.schemas import EventName, TranscriptSegment, TranscriptWord
 from worker.backends.base import GenerationStats, TranscriptPiece
 
 
@@ -33,17 +34,38 @@ class DeltaCoalescer:
             self._last_flush = time.monotonic()
 
 
+@dataclass
+class TimedTranscript:
+    """What the windows of a transcript add up to besides its text: timed segments, the words
+    with their times, and the language the model reported first."""
+
+    segments: list[TranscriptSegment] = field(default_factory=list)
+    words: list[TranscriptWord] = field(default_factory=list)
+    language: str | None = None
+
+
 def collect_segments(
     pieces: Iterable[TranscriptPiece],
-    segments: list[TranscriptSegment],
+    timed: TimedTranscript,
     offset: float,
     window_end: float,
 ) -> Iterator[str]:
-    """The text of a window's transcript pieces; each timed piece goes into `segments`, its
-    times shifted by `offset` (where the window starts in the job's audio). Pieces without
-    times (models that stream tokens, not timed segments) make one segment: the window."""
+    """The text of a window's transcript pieces; each timed piece goes into `timed.segments`
+    and its words into `timed.words`, times shifted by `offset` (where the window starts in the
+    job's audio). Pieces without times (models that stream tokens, not timed segments) make
+    one segment: the window."""
+    segments = timed.segments
     untimed: list[str] = []
     for piece in pieces:
+        timed.language = timed.language or piece.language
+        timed.words.extend(
+            TranscriptWord(
+                word=word.word,
+                start=round(word.start + offset, 3),
+                end=round(word.end + offset, 3),
+            )
+            for word in piece.words
+        )
         if piece.start is None and piece.end is None:
             untimed.append(piece.text)
         else:
@@ -60,16 +82,6 @@ def collect_segments(
         segments.append(
             TranscriptSegment(text=text, start=round(offset, 3), end=round(window_end, 3))
         )
-
-
-def note_languages(
-    pieces: Iterable[TranscriptPiece], languages: list[str]
-) -> Iterator[TranscriptPiece]:
-    """The pieces as they come; the language each one names, if any, goes into `languages`."""
-    for piece in pieces:
-        if piece.language:
-            languages.append(piece.language)
-        yield piece
 
 
 def split_stats(

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -37,7 +39,6 @@ from shared.schemas import (
     JobStatus,
     JobTask,
     StageDurations,
-    TranscriptSegment,
 )
 from shared.storage import AudioStore, upload_key
 from worker.audio import SAMPLE_RATE, Audio, decode_audio
@@ -48,7 +49,7 @@ from worker.backends.base import (
     Turn,
 )
 from worker.gpu import free_cached_memory
-from worker.pieces import DeltaCoalescer, collect_segments, note_languages, split_stats
+from worker.pieces import DeltaCoalescer, TimedTranscript, collect_segments, split_stats
 from worker.windows import Window, split_windows
 
 logger = logging.getLogger(__name__)
@@ -57,14 +58,15 @@ logger = logging.getLogger(__name__)
 _CANCEL_CHECK_SECONDS = 0.2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RunningStage:
-    """The stage this worker is running now (read by the watchdog thread)."""
+    """A stage this worker is running now (read by the watchdog and the heartbeat threads)."""
 
     job_id: str
     stage: str
     started: float  # time.monotonic()
     hard_limit: float
+    soft_limit: float
 
 
 class JobPipeline:
@@ -87,7 +89,14 @@ class JobPipeline:
         self._settings = settings
         self._running = running
         self.worker_name = worker_name
-        self.current: RunningStage | None = None
+        # The stages running now, one per job, each in its own task thread.
+        self.running: dict[str, RunningStage] = {}
+        self._running_lock = threading.Lock()
+
+    def running_jobs(self) -> list[str]:
+        """The ids of the jobs whose stages run here now."""
+        with self._running_lock:
+            return list(self.running)
 
     def transcribe(self, job_id: str) -> None:
         """Stage 1: speech to text, streamed as `transcript.delta` events."""
@@ -99,23 +108,26 @@ class JobPipeline:
 
     def _guarded(self, job_id: str, stage: str, run: Callable[[str], None]) -> None:
         """Run a stage; whatever escapes it fails the job, so no job is left mid-stage."""
-        limits = {
-            "transcribe": self._settings.transcribe_time_limit,
-            "answer": self._settings.answer_time_limit,
-        }
-        self.current = RunningStage(job_id, stage, time.monotonic(), limits[stage])
+        running = self._start(job_id, stage)
+        if running is None:
+            logger.info(
+                "%s runs here already; this delivery skipped", stage, extra={"job_id": job_id}
+            )
+            return
         release = True
         try:
             run(job_id)
         except JobCanceled:
             logger.info("canceled; %s stopped", stage, extra={"job_id": job_id})
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            # Redis stayed away past the client's retries. That is no fault of the job, and
-            # failing it now would be wrong the moment Redis returns. The claim stays: the
-            # broker redelivers the unacknowledged task, or, since this worker's heartbeat no
-            # longer names the job, the reaper requeues it; either runs the stage again.
+        except (redis.ConnectionError, redis.TimeoutError, redis.OutOfMemoryError) as exc:
+            # Redis stayed away past the client's retries, or is full (maxmemory, noeviction).
+            # That is no fault of the job, and failing it now would be wrong the moment Redis
+            # returns (while it is full, failing it could not even be written). The claim
+            # stays: the broker redelivers the unacknowledged task, or, since this worker's
+            # heartbeat no longer names the job, the reaper requeues it; either runs the stage
+            # again.
             logger.error(
-                "Redis unreachable (%s); %s left to be run again once it is back",
+                "Redis unreachable or full (%s); %s left to be run again once it is back",
                 exc,
                 stage,
                 extra={"job_id": job_id},
@@ -124,17 +136,39 @@ class JobPipeline:
         except Exception as exc:
             self._fail(job_id, exc)
         finally:
-            self.current = None
             if release:
                 self._running.release(job_id)
-            free_cached_memory()
+            with self._running_lock:
+                del self.running[job_id]
+                idle = not self.running
+            if idle:
+                free_cached_memory()
 
-    def fail_current(self, error: ServiceError) -> None:
-        """Fail the job of the running stage from another thread (the watchdog)."""
-        current = self.current
-        if current is not None:
-            fail_job(self._jobs, self._events, current.job_id, error)
-            self._running.release(current.job_id)
+    def _start(self, job_id: str, stage: str) -> RunningStage | None:
+        """Record the stage as running here; None if a stage of the job already runs here (a
+        task delivered twice: the claim cannot tell two threads of one worker apart)."""
+        settings = self._settings
+        limits = {
+            "transcribe": (settings.transcribe_time_limit, settings.transcribe_soft_time_limit),
+            "answer": (settings.answer_time_limit, settings.answer_soft_time_limit),
+        }
+        hard, soft = limits[stage]
+        with self._running_lock:
+            if job_id in self.running:
+                return None
+            running = RunningStage(job_id, stage, time.monotonic(), hard, soft)
+            self.running[job_id] = running
+            return running
+
+    def fail_overdue(self, stage: RunningStage, error: ServiceError) -> bool:
+        """Fail the job of `stage`, from another thread (the watchdog), if that very stage is
+        still running; False if it ended meanwhile (another stage may have started since)."""
+        with self._running_lock:
+            if self.running.get(stage.job_id) is not stage:
+                return False
+        fail_job(self._jobs, self._events, stage.job_id, error)
+        self._running.release(stage.job_id)
+        return True
 
     def _transcribe(self, job_id: str) -> None:
         job = self._open(
@@ -144,8 +178,9 @@ class JobPipeline:
             return
         started = time.perf_counter()
         texts: list[str] = []
-        segments: list[TranscriptSegment] = []
-        languages: list[str] = []
+        timed = TimedTranscript()
+        # Only a backend that declares word times is asked for them (the others lack the option).
+        words = job.word_timestamps and getattr(self.backend, "word_timestamps", False)
         windows = 0
         offset = 0.0  # where the current part starts in the job's audio
         for part in job.audio:
@@ -154,17 +189,20 @@ class JobPipeline:
             # Long audio goes to a model with a short input window by window, each streamed as
             # the model transcribes it.
             for window in self._windows(audio):
-                pieces = note_languages(
-                    self.backend.transcribe(
-                        audio[window.start : window.end],
-                        language=job.language,
-                        prompt=job.transcription_prompt,
-                    ),
-                    languages,
+                pieces = self.backend.transcribe(
+                    audio[window.start : window.end],
+                    language=job.language,
+                    prompt=job.transcription_prompt,
+                    **({"words": True} if words else {}),
                 )
                 bounds = (offset + window.start / SAMPLE_RATE, offset + window.end / SAMPLE_RATE)
-                timed = collect_segments(pieces, segments, *bounds)
-                window_texts.append(self._stream(job_id, EventName.TRANSCRIPT_DELTA, timed).strip())
+                with closing_iterator(pieces):
+                    text = self._stream(
+                        job_id,
+                        EventName.TRANSCRIPT_DELTA,
+                        collect_segments(pieces, timed, *bounds),
+                    )
+                window_texts.append(text.strip())
                 windows += 1
             texts.append(" ".join(text for text in window_texts if text))
             offset += len(audio) / SAMPLE_RATE
@@ -172,17 +210,20 @@ class JobPipeline:
         if not transcript and not job.question and job.task is JobTask.ANSWER:
             raise NoSpeech()
         durations = StageDurations(transcribe_seconds=round(time.perf_counter() - started, 4))
-        # The language most of the speech was heard in, from a model that reports one.
-        heard = Counter(languages).most_common(1)[0][0] if languages else None
         self._jobs.update(
             job_id,
             transcript=transcript,
-            segments=segments,
+            segments=timed.segments,
             durations=durations,
             transcript_windows=windows,
-            detected_language=heard,
+            transcript_language=timed.language,
+            words=timed.words if job.word_timestamps else None,
         )
-        completed = {"text": transcript, **({"language": heard} if heard else {})}
+        completed: dict[str, Any] = {"text": transcript}
+        if timed.language:
+            completed["language"] = timed.language
+        if job.word_timestamps:
+            completed["words"] = [word.model_dump() for word in timed.words]
         self._events.publish(job_id, EventName.TRANSCRIPT_COMPLETED, completed)
         logger.info("transcribed in %.2f s", durations.transcribe_seconds, extra={"job_id": job_id})
         if job.task is JobTask.TRANSCRIBE:
@@ -194,8 +235,10 @@ class JobPipeline:
             return
         started = time.perf_counter()
         stats: list[GenerationStats] = []
-        pieces = split_stats(self.backend.answer(self._answer_request(job)), stats)
-        answer = self._stream(job_id, EventName.ANSWER_DELTA, pieces).strip()
+        generated = self.backend.answer(self._answer_request(job))
+        with closing_iterator(generated):
+            answer = self._stream(job_id, EventName.ANSWER_DELTA, split_stats(generated, stats))
+        answer = answer.strip()
         final = stats[-1] if stats else None
         finish_reason = final.finish_reason if final else "stop"
         usage = (
@@ -305,24 +348,22 @@ class JobPipeline:
 
     def _stream(self, job_id: str, event: EventName, pieces: Iterable[str]) -> str:
         """Publish pieces as coalesced deltas; stop between pieces if the job was canceled or
-        the stage ran past its soft time limit (closing `pieces` stops the model)."""
+        the stage ran past its soft time limit. An empty piece is a model still at work on
+        other jobs: nothing to publish, but a moment to look at the job and the clock."""
         coalescer = DeltaCoalescer(
             self._events, job_id, event, self._settings.max_events_per_second
         )
-        soft_limits = {
-            "transcribe": self._settings.transcribe_soft_time_limit,
-            "answer": self._settings.answer_soft_time_limit,
-        }
-        current = self.current
-        deadline = current.started + soft_limits[current.stage] if current else float("inf")
+        stage = self.running[job_id]
+        deadline = stage.started + stage.soft_limit
         next_check = 0.0
         text: list[str] = []
         for piece in pieces:
-            text.append(piece)
-            coalescer.add(piece)
+            if piece:
+                text.append(piece)
+                coalescer.add(piece)
             now = time.monotonic()
             if now >= deadline:
-                raise StageTimeout(f"the stage ran past its {soft_limits[current.stage]:g} s limit")  # type: ignore[union-attr]
+                raise StageTimeout(f"the stage ran past its {stage.soft_limit:g} s limit")
             if now >= next_check:
                 next_check = now + _CANCEL_CHECK_SECONDS
                 if self._jobs.status(job_id) is JobStatus.CANCELED:
@@ -336,3 +377,9 @@ class JobPipeline:
             "failed: %s %s", error.code, error.message, exc_info=exc, extra={"job_id": job_id}
         )
         fail_job(self._jobs, self._events, job_id, error)
+
+
+def closing_iterator(items: Iterator[Any]) -> AbstractContextManager[Any]:
+    """A context that closes `items` on leaving, so a model's generation stops the moment its
+    stage does (a cancel, a time limit, an error), not when the garbage collector gets to it."""
+    return closing(items) if hasattr(items, "close") else nullcontext()

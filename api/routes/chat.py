@@ -26,7 +26,8 @@ from api.openai_schemas import (
     usage_of,
 )
 from api.openai_sse import data_event, done_event, openai_stream
-from api.outcomes import JobOutcome, TranscriptHook, apply_event, wait_for_end
+from api.outcomes import JobOutcome, TranscriptHook, apply_event, not_finished, wait_for_end
+from api.request_body import chat_body_limit
 from shared.errors import ServiceUnavailable, UnsupportedMediaType, UploadTooLarge
 from shared.schemas import EventName
 
@@ -34,23 +35,29 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute)
 
-# Base64 makes audio a third larger; the rest of the JSON is small beside it.
-_JSON_OVERHEAD = 64 * 1024
 
-
-async def read_json_body(request: Request, max_audio_bytes: int) -> bytes:
-    """The raw JSON body, refused with 413 as soon as it is larger than audio can make it."""
+async def read_chat_request(request: Request, max_audio_bytes: int) -> ChatCompletionRequest:
+    """The chat request, its body refused with 413 as soon as it is larger than audio can make
+    it; the raw body is let go as soon as it is parsed (the base64 audio in it can be tens of
+    MB, and the parsed request holds that text once more)."""
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise UnsupportedMediaType("send the chat request as application/json")
-    limit = max_audio_bytes * 4 // 3 + _JSON_OVERHEAD
-    chunks: list[bytes] = []
+    limit = chat_body_limit(max_audio_bytes)
+    declared = request.headers.get("content-length", "")
+    # One buffer of the declared size, filled in place: growing it would copy it as it grows.
+    body = bytearray(int(declared)) if declared.isdigit() and int(declared) <= limit else None
     size = 0
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+        if size + len(chunk) > limit:
             raise UploadTooLarge(f"the request body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        if body is None:
+            body = bytearray()
+        body[size : size + len(chunk)] = chunk
+        size += len(chunk)
+    if body is None:
+        body = bytearray()
+    del body[size:]
+    return ChatCompletionRequest.model_validate_json(body)
 
 
 def _transcript_hook(services: Services, tenant: str, submitted: ChatJob) -> TranscriptHook:
@@ -85,8 +92,7 @@ def _transcript_hook(services: Services, tenant: str, submitted: ChatJob) -> Tra
 )
 async def chat_completions(request: Request, services: ServicesDep, tenant: TenantDep) -> Response:
     """OpenAI chat completion: text, `input_audio` parts, or `voice:<upload id>` messages."""
-    body = await read_json_body(request, services.settings.max_upload_bytes)
-    chat = ChatCompletionRequest.model_validate_json(body)
+    chat = await read_chat_request(request, services.settings.max_upload_bytes)
     submitted = await run_in_threadpool(submit_chat, services, tenant, chat)
     hook = _transcript_hook(services, tenant, submitted)
     if chat.stream:
@@ -95,7 +101,9 @@ async def chat_completions(request: Request, services: ServicesDep, tenant: Tena
             _chunks(services, submitted, hook, include_usage),
             services.settings.sse_keepalive_seconds,
         )
-    outcome = await wait_for_end(request, services.hub, submitted.job.id, hook)
+    outcome = await wait_for_end(
+        request, services.hub, submitted.job.id, services.settings.max_wait_seconds, hook
+    )
     if outcome is None:
         # Nobody reads this: the client closed the connection (nginx's 499).
         return Response(status_code=499)
@@ -156,8 +164,10 @@ async def _chunks(
     `[DONE]`; a failed job sends OpenAI's error object in place of the rest."""
     yield _chunk(submitted, ChunkDelta(role="assistant", content=""))
     outcome = JobOutcome()
+    job_id = submitted.job.id
+    timeout = services.settings.max_wait_seconds
     try:
-        async for event in services.hub.follow(submitted.job.id):
+        async for event in services.hub.follow(job_id, timeout=timeout):
             apply_event(outcome, event.event, event.data)
             if event.event is EventName.TRANSCRIPT_COMPLETED:
                 await hook(outcome.transcript or "")
@@ -176,8 +186,11 @@ async def _chunks(
                 if include_usage:
                     yield _chunk(submitted, None, usage=usage)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        logger.warning("event stream lost: %s", exc, extra={"job_id": submitted.job.id})
+        logger.warning("event stream lost: %s", exc, extra={"job_id": job_id})
         outcome.error = {"code": ServiceUnavailable.code, "message": "Redis is unavailable"}
+    except TimeoutError:
+        error = not_finished(job_id, timeout)
+        outcome.error = {"code": error.code, "message": error.message}
     if outcome.error is not None:
         yield _error_event(outcome.error["code"], outcome.error["message"])
     yield done_event()

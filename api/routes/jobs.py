@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -38,7 +38,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 _MAX_AUDIO_PARTS = 8
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 # Multipart fields that may repeat; the others are read once.
-_LIST_FIELDS = frozenset({"audio", "upload_ids"})
+_LIST_FIELDS = frozenset({"audio", "upload_ids", "webhook_events_filter"})
 
 _JOB_OPTIONS = {
     "question": {"type": "string"},
@@ -59,6 +59,12 @@ _JOB_OPTIONS = {
         },
     },
     "upload_ids": {"type": "array", "items": {"type": "string"}},
+    "word_timestamps": {"type": "boolean"},
+    "webhook": {"type": "string", "format": "uri", "maxLength": 2048},
+    "webhook_events_filter": {
+        "type": "array",
+        "items": {"type": "string", "enum": ["transcript.completed", "answer.completed", "done"]},
+    },
 }
 _CREATE_BODY = {
     "requestBody": {
@@ -100,8 +106,9 @@ async def _read_request(request: Request, max_bytes: int) -> tuple[JobCreate, li
         }
         if "history" in fields:
             fields["history"] = _parse_json(str(fields["history"]), "history")
-        if form.getlist("upload_ids"):
-            fields["upload_ids"] = form.getlist("upload_ids")
+        for name in ("upload_ids", "webhook_events_filter"):
+            if form.getlist(name):
+                fields[name] = form.getlist(name)
         return JobCreate.model_validate(fields), [p for p in audio if isinstance(p, UploadFile)]
     raise UnsupportedMediaType("send multipart/form-data (with audio) or application/json")
 
@@ -111,6 +118,8 @@ def _parse_json(raw: bytes | str, field: str) -> Any:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"`{field}` is not valid JSON: {exc}", field=field) from exc
+    except RecursionError:
+        raise InvalidRequest(f"`{field}` is nested too deeply", field=field) from None
     if field == "body" and not isinstance(value, dict):
         raise InvalidRequest("the JSON body must be an object", field=field)
     return value
@@ -247,7 +256,10 @@ class _EventStream(EventSourceResponse):
 @router.get(
     "/{job_id}/events",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        204: {"description": "the job has ended and `Last-Event-ID` is its last event"},
+    },
 )
 async def job_events(
     job_id: str,
@@ -258,7 +270,7 @@ async def job_events(
     last_event_id: Annotated[int | None, Query(ge=0)] = None,
     last_event_id_header: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
     token: Annotated[str | None, Query(description="job-scoped token from `links.events`")] = None,
-) -> EventSourceResponse:
+) -> Response:
     """Server-Sent Events of a job, from after `Last-Event-ID` (header or query) to `done`."""
     owner = (
         await services.aioredis.hget(job_key(job_id), "tenant")
@@ -268,6 +280,16 @@ async def job_events(
     if owner is None or json.loads(owner) != tenant:
         raise JobNotFound(f"no job {job_id}")
     after = last_event_id_header if last_event_id_header is not None else last_event_id or 0
+    if after:
+        position = await hub.position(job_id)
+        if after > position.last_id:
+            raise InvalidRequest(
+                f"Last-Event-ID {after} is past the job's last event ({position.last_id})",
+                field="Last-Event-ID",
+            )
+        if position.ended and after == position.last_id:
+            # Everything was sent. 204 is what tells an EventSource to stop reconnecting.
+            return Response(status_code=204)
 
     async def stream() -> AsyncIterator[bytes]:
         event: JobEvent

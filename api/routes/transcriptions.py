@@ -21,9 +21,10 @@ from api.openai_schemas import (
     TranscriptionForm,
     TranscriptionVerbose,
     VerboseSegment,
+    VerboseWord,
 )
 from api.openai_sse import data_event, done_event, openai_stream
-from api.outcomes import JobOutcome, apply_event, wait_for_end
+from api.outcomes import JobOutcome, apply_event, not_finished, wait_for_end
 from api.submission import IncomingAudio, submit_job
 from api.subtitles import cues, to_srt, to_vtt
 from shared.errors import (
@@ -110,6 +111,7 @@ async def create_transcription(
         language=form.language,
         transcription_prompt=form.prompt,
         temperature=form.temperature,
+        word_timestamps="word" in form.timestamp_granularities,
     )
     try:
         audio = [IncomingAudio(upload.file, upload.filename)]
@@ -118,7 +120,7 @@ async def create_transcription(
         await upload.close()
     if form.stream:
         return openai_stream(_deltas(services, job.id), services.settings.sse_keepalive_seconds)
-    outcome = await wait_for_end(request, services.hub, job.id)
+    outcome = await wait_for_end(request, services.hub, job.id, services.settings.max_wait_seconds)
     if outcome is None:
         return Response(status_code=499)  # the client is gone; nobody reads this
     if outcome.error is not None:
@@ -155,23 +157,27 @@ def _render(job: JobRead, form: TranscriptionForm) -> Response:
         )
         for index, cue in enumerate(cues(job.segments or [], duration))
     ]
+    granularities = form.timestamp_granularities
+    words = [VerboseWord(word=w.word, start=w.start, end=w.end) for w in job.words or []]
     verbose = TranscriptionVerbose(
-        language=job.language or job.detected_language or "unknown",
+        language=job.transcript_language or job.language or "unknown",
         duration=duration,
         text=text,
-        segments=segments,
+        segments=segments if "segment" in granularities or not granularities else None,
+        words=words if "word" in granularities else None,
         usage=usage,
         job_id=job.id,
     )
-    return JSONResponse(verbose.model_dump(mode="json"))
+    return JSONResponse(verbose.model_dump(mode="json", exclude_none=True))
 
 
 async def _deltas(services: Services, job_id: str) -> AsyncIterator[ServerSentEvent]:
     """`transcript.text.delta` events, one `transcript.text.done`, then `[DONE]`; a failed job
     sends OpenAI's error object before `[DONE]`."""
     outcome = JobOutcome()
+    timeout = services.settings.max_wait_seconds
     try:
-        async for event in services.hub.follow(job_id):
+        async for event in services.hub.follow(job_id, timeout=timeout):
             apply_event(outcome, event.event, event.data)
             if event.event is EventName.TRANSCRIPT_DELTA:
                 delta = str(event.data.get("text", ""))
@@ -181,6 +187,9 @@ async def _deltas(services: Services, job_id: str) -> AsyncIterator[ServerSentEv
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         logger.warning("event stream lost: %s", exc, extra={"job_id": job_id})
         outcome.error = {"code": ServiceUnavailable.code, "message": "Redis is unavailable"}
+    except TimeoutError:
+        error = not_finished(job_id, timeout)
+        outcome.error = {"code": error.code, "message": error.message}
     if outcome.error is not None:
         code = outcome.error["code"]
         yield data_event(error_body(status_for_code(code), code, outcome.error["message"]))

@@ -1,7 +1,9 @@
 """`POST /v1/uploads` and the original Audio-Chat client's `POST /upload`: store a recording.
 
 A job refers to it in `upload_ids` (or a history turn's `upload_id`), a chat message as
-`voice:<id>`. Errors use OpenAI's error body, like the rest of the OpenAI-compatible surface.
+`voice:<id>`. `POST /v1/uploads` with a JSON body instead hands out a presigned form for the
+client to send the file to the S3 store itself (api/direct_uploads.py). Errors use OpenAI's
+error body, like the rest of the OpenAI-compatible surface.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.deps import ServicesDep, TenantDep
+from api.direct_uploads import create_direct_upload
 from api.openai_errors import OpenAIRoute
-from api.openai_schemas import UploadRead
+from api.openai_schemas import DirectUploadCreate, PresignedForm, UploadRead
 from api.submission import IncomingAudio
 from api.uploads import store_upload
 from shared.errors import InvalidRequest, UnsupportedMediaType, UploadTooLarge
@@ -24,28 +27,33 @@ router = APIRouter(tags=["uploads"], route_class=OpenAIRoute)
 
 _FORM_OVERHEAD = 64 * 1024
 _MAX_CLIENT_ID = 128
-_FORM_BODY = {
+_MULTIPART = {
+    "schema": {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary"},
+            "clientid": {"type": "string", "maxLength": _MAX_CLIENT_ID},
+        },
+    }
+}
+_FORM_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": _MULTIPART}}}
+_FORM_OR_JSON_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "clientid": {"type": "string", "maxLength": _MAX_CLIENT_ID},
-                    },
-                }
-            }
+            "multipart/form-data": _MULTIPART,
+            "application/json": {"schema": DirectUploadCreate.model_json_schema()},
         },
     }
 }
 
 
-def _read(record: UploadRecord) -> UploadRead:
+def _read(record: UploadRecord, form: PresignedForm | None = None) -> UploadRead:
     return UploadRead(
         id=record.id,
+        status=record.status,
+        upload=form,
         filename=unescape_filename(record.filename),
         bytes=record.bytes,
         seconds=record.seconds,
@@ -78,10 +86,30 @@ async def _store(request: Request, services: ServicesDep, tenant: str) -> Upload
     return _read(record)
 
 
-@router.post("/v1/uploads", status_code=201, response_model=UploadRead, openapi_extra=_FORM_BODY)
+async def _presign(request: Request, services: ServicesDep, tenant: str) -> UploadRead:
+    options = DirectUploadCreate.model_validate_json(await request.body())
+    record, form = await run_in_threadpool(
+        create_direct_upload, services, tenant, options.filename, options.bytes
+    )
+    expires = int(record.created_at.timestamp()) + services.settings.direct_upload_expires_seconds
+    presigned = PresignedForm(
+        url=str(form["url"]),
+        fields=dict(form["fields"]),  # type: ignore[call-overload]
+        max_bytes=options.bytes or services.settings.max_upload_bytes,
+        expires_at=expires,
+    )
+    return _read(record, presigned)
+
+
+@router.post(
+    "/v1/uploads", status_code=201, response_model=UploadRead, openapi_extra=_FORM_OR_JSON_BODY
+)
 async def create_upload(request: Request, services: ServicesDep, tenant: TenantDep) -> JSONResponse:
-    """Store a recording (`file`) for jobs and chat messages to refer to by id."""
-    body = await _store(request, services, tenant)
+    """Store a recording (`file`), or, with JSON, get a presigned form to send it to S3."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        body = await _presign(request, services, tenant)
+    else:
+        body = await _store(request, services, tenant)
     return JSONResponse(
         body.model_dump(mode="json"),
         status_code=201,

@@ -51,7 +51,7 @@ def test_the_default_answer_to_a_spoken_question_is_short(stack: Stack) -> None:
     final = stack.run(job, timeout=120)
     assert final["status"] == "succeeded", final
     assert final["max_new_tokens"] == 64
-    assert final["detected_language"] == "en"
+    assert final["transcript_language"] == "en"
     assert "paris" in final["answer"].lower()
     assert final["finish_reason"] == "stop"
     assert len(final["answer"].split()) <= 20, final["answer"]

@@ -86,7 +86,7 @@ def test_a_multilingual_whisper_reports_the_language_it_heard(
     assert verbose["language"] == "de"
     assert "berlin" in verbose["text"].lower()
     job = multilingual.job(verbose["job_id"])
-    assert job["detected_language"] == "de"
+    assert job["transcript_language"] == "de"
     events = multilingual.events(verbose["job_id"])
     completed = next(e for e in events if e.event == "transcript.completed")
     assert completed.data["language"] == "de"
@@ -96,7 +96,7 @@ def test_english_speech_is_reported_as_english(multilingual: Stack, shared_audio
     verbose = transcribed(multilingual, shared_audio / "1272-128104-0000.flac")
     assert verbose["language"] == "en"
     assert "quilter" in verbose["text"].lower()
-    assert multilingual.job(verbose["job_id"])["detected_language"] == "en"
+    assert multilingual.job(verbose["job_id"])["transcript_language"] == "en"
 
 
 def test_a_transformers_folder_answers(multilingual: Stack) -> None:

@@ -20,23 +20,39 @@ from pathlib import Path
 
 from shared.config import Settings
 from worker.audio import Audio
-from worker.backends.base import AnswerRequest, GenerationStats, TranscriptPiece
+from worker.backends.base import AnswerRequest, GenerationStats, TimedWord, TranscriptPiece
 
 
 class ScriptedBackend:
     name = "scripted"
     hears_audio = True
+    word_timestamps = True
 
     @classmethod
     def load(cls, settings: Settings) -> ScriptedBackend:
         return cls()
 
     def transcribe(
-        self, audio: Audio, *, language: str | None, prompt: str | None = None
+        self, audio: Audio, *, language: str | None, prompt: str | None = None, words: bool = False
     ) -> Iterator[TranscriptPiece]:
+        """Two pieces, "heard " and "N.N seconds", each over half the audio; with `words`, each
+        word over its own quarter. The language is the asked one, or "en" as if detected."""
         seconds = len(audio) / 16_000
-        yield TranscriptPiece("heard ", start=0.0, end=seconds / 2)
-        yield TranscriptPiece(f"{seconds:.1f} seconds", start=seconds / 2, end=seconds)
+        quarter = seconds / 4
+        first = (TimedWord("heard", 0.0, quarter),) if words else ()
+        second = (
+            (
+                TimedWord(f"{seconds:.1f}", 2 * quarter, 3 * quarter),
+                TimedWord("seconds", 3 * quarter, seconds),
+            )
+            if words
+            else ()
+        )
+        heard = language or "en"
+        yield TranscriptPiece("heard ", start=0.0, end=seconds / 2, words=first, language=heard)
+        yield TranscriptPiece(
+            f"{seconds:.1f} seconds", start=seconds / 2, end=seconds, words=second, language=heard
+        )
 
     def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:
         command, _, count = request.question.partition(":")
@@ -75,3 +91,13 @@ class ScriptedBackend:
             yield f"echo{heard}: {request.question}"
             n = 1
         yield GenerationStats(prompt_tokens=1, completion_tokens=n, finish_reason="stop")
+
+
+class SlowLoadingBackend(ScriptedBackend):
+    """The scripted backend, taking 4 s to load like a real model: a worker that is up but
+    cannot take jobs yet."""
+
+    @classmethod
+    def load(cls, settings: Settings) -> SlowLoadingBackend:
+        time.sleep(4)
+        return cls()

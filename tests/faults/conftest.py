@@ -36,6 +36,10 @@ FAULT_SETTINGS = {
     "AUDIOCHAT_REDIS_MAX_CONNECTIONS": "8",
     # Workers retry Redis for 1 to about 3.5 s, so outage tests stay short.
     "AUDIOCHAT_REDIS_OUTAGE_SECONDS": "1",
+    # Several stages at once, as a GPU worker runs them: every fault meets a busy worker.
+    "AUDIOCHAT_WORKER_CONCURRENCY": "4",
+    # A key claimed by a gateway that died mid-submission is free again after this.
+    "AUDIOCHAT_SUBMIT_GRACE_SECONDS": "3",
 }
 
 BUCKET = "audiochat-faults"

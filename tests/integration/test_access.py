@@ -21,7 +21,8 @@ from tests.conftest import start_stack
 from tests.support.processes import REPO_ROOT, RedisServer
 from tests.support.stack import Stack
 
-KEYS = {tenant: f"ac_test_key_of_{tenant}" for tenant in ("alice", "bob", "carol", "dave")}
+TENANTS = ("alice", "bob", "carol", "dave", "acme.eu", "a.b.c")
+KEYS = {tenant: f"ac_test_key_of_{tenant}" for tenant in TENANTS}
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +153,20 @@ def test_events_open_with_the_job_token_and_only_for_that_job(
         tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
         url = f"/v1/jobs/{alice_job['id']}/events?token={tampered}"
         assert _events(anonymous, url) == ["HTTP 401"]
+
+
+def test_event_tokens_work_for_tenants_with_dots_in_their_names(keyed: Stack) -> None:
+    for tenant in ("acme.eu", "a.b.c"):
+        with client(keyed, tenant) as owner:
+            job = owner.post("/v1/jobs", json={"question": "dotted"}).json()
+        with client(keyed, None) as anonymous:
+            assert _events(anonymous, job["links"]["events"])[-1] == "done", tenant
+        # The token names its tenant: it still opens nothing of another tenant's.
+        token = job["links"]["events"].split("token=", 1)[1]
+        with client(keyed, "alice") as alice:
+            mine = alice.post("/v1/jobs", json={"question": "mine"}).json()
+        with client(keyed, None) as anonymous:
+            assert _events(anonymous, f"/v1/jobs/{mine['id']}/events?token={token}") == ["HTTP 401"]
 
 
 def test_cors_allows_only_the_listed_origins(keyed: Stack) -> None:

@@ -184,3 +184,32 @@ def test_malformed_json_is_422(local_stack: Stack) -> None:
         )
         assert response.status_code == 422, raw
         assert response.json()["code"] == "invalid-request"
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_deeply_nested_json_is_a_problem_not_a_500(local_stack: Stack) -> None:
+    jobs_before = local_stack.redis().zcard(JOB_INDEX_KEY)
+    body = local_stack.http.post(
+        "/v1/jobs",
+        content='{"question": "q", "history": ' + DEEP + "}",
+        headers={"content-type": "application/json"},
+    )
+    form = local_stack.http.post(
+        "/v1/jobs", files={"question": (None, "q"), "history": (None, DEEP)}
+    )
+    chat = local_stack.http.post(
+        "/v1/chat/completions",
+        content='{"model": "echo", "messages": ' + DEEP + "}",
+        headers={"content-type": "application/json"},
+    )
+    for response in (body, form):
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "invalid-request"
+    assert form.json()["errors"][0]["field"] == "history"
+    # OpenAI's paths answer in OpenAI's error body.
+    assert chat.status_code == 400, chat.text
+    assert chat.json()["error"]["code"] == "invalid-request"
+    assert local_stack.redis().zcard(JOB_INDEX_KEY) == jobs_before

@@ -24,6 +24,10 @@ def test_cancel_a_running_job_stops_it_between_tokens(fake_stack: Stack) -> None
         e.data["text"] for e in fake_stack.events(job["id"]) if e.event == "answer.delta"
     )
     assert 0 < len(streamed.split()) < 200
+    # The stage streamed on for up to 0.2 s after the cancel; none of that follows `done`.
+    log = fake_stack.redis().xrange(job_events_key(job["id"]))
+    names = [fields[b"event"].decode() for _, fields in log]
+    assert names.count("done") == 1 and names[-1] == "done", names
     final = fake_stack.job(job["id"])
     assert final["status"] == "canceled" and final["answer"] is None
 

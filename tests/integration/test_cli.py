@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,8 @@ import httpx
 import pytest
 
 from api.auth import hash_api_key
+from shared.jobs import utcnow
+from shared.workers import WorkerInfo, WorkerRegistry
 from tests.conftest import start_stack
 from tests.support.processes import REPO_ROOT, RedisServer, audiochat_command, free_port
 from tests.support.stack import Stack
@@ -231,3 +234,64 @@ def test_up_starts_a_stack_that_answers_and_down_stops_it() -> None:
         httpx.get(url + "/healthz", timeout=2)
     assert not list((REPO_ROOT / run_dir).glob("*.pid"))
     shutil.rmtree(REPO_ROOT / run_dir)  # kept when the test fails: its logs are there
+
+
+@pytest.mark.slow
+def test_up_is_ready_only_once_its_own_worker_beats(tmp_path: Path) -> None:
+    """Right after a worker crash its heartbeat lives on for its TTL: `up` must wait for the
+    worker it started (here one whose model takes 4 s to load), not count the dead one's."""
+    redis_server = RedisServer(tmp_path / "redis")
+    redis_server.start()
+    api_port = free_port()
+    run_dir = f".run/test-{api_port}"
+    env = {
+        "RUN_DIR": run_dir,
+        "AUDIOCHAT_STORAGE_URL": f"file://{REPO_ROOT / run_dir / 'objects'}",
+        "AUDIOCHAT_BACKEND_CLASS": "tests.fakes.backends:SlowLoadingBackend",
+    }
+    ports = ["--redis-port", str(redis_server.port)]
+    registry = WorkerRegistry(redis_server.client())
+    crashed = WorkerInfo(
+        name=f"echo-999999@{socket.gethostname()}",
+        model="echo",
+        queue="model.echo",
+        device="cpu",
+        pid=999_999,
+        hostname=socket.gethostname(),
+        started_at=utcnow(),
+    )
+    try:
+        registry.beat(crashed)
+        started = audiochat("up", "--port", str(api_port), *ports, "--model", "echo", env=env)
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert "worker: ready" in started.stdout
+        pid = int((REPO_ROOT / run_dir / "worker.pid").read_text())
+        assert pid in [w.pid for w in registry.live_workers("echo")]
+    finally:
+        stopped = audiochat("down", *ports, env=env)
+        redis_server.stop()
+    assert stopped.returncode == 0, stopped.stderr
+    shutil.rmtree(REPO_ROOT / run_dir)
+
+
+@pytest.mark.slow
+def test_up_fails_at_once_when_its_worker_exits(tmp_path: Path) -> None:
+    redis_server = RedisServer(tmp_path / "redis")
+    redis_server.start()
+    api_port = free_port()
+    run_dir = f".run/test-{api_port}"
+    env = {
+        "RUN_DIR": run_dir,
+        "AUDIOCHAT_STORAGE_URL": f"file://{REPO_ROOT / run_dir / 'objects'}",
+        "AUDIOCHAT_BACKEND_CLASS": "tests.fakes.backends:NoSuchBackend",
+    }
+    ports = ["--redis-port", str(redis_server.port)]
+    try:
+        started = audiochat("up", "--port", str(api_port), *ports, "--model", "echo", env=env)
+        assert started.returncode == 1
+        assert "worker: ready" not in started.stdout
+        assert "the worker exited" in started.stderr
+    finally:
+        audiochat("down", *ports, env=env)
+        redis_server.stop()
+    shutil.rmtree(REPO_ROOT / run_dir)

@@ -191,7 +191,7 @@ def test_unknown_model_is_openais_404(client: OpenAI, flac: Path) -> None:
     ("options", "param"),
     [
         ({"response_format": "diarized_json"}, "response_format"),
-        ({"timestamp_granularities": ["word"]}, "timestamp_granularities.0"),
+        ({"timestamp_granularities": ["character"]}, "timestamp_granularities.0"),
         ({"language": "English"}, "language"),
     ],
 )

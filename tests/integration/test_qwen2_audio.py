@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from shared.workers import WorkerRegistry
@@ -19,7 +21,7 @@ from tests.conftest import start_stack
 from tests.fakes.qwen2_audio import FAILURE
 from tests.support import tiny_qwen2_audio
 from tests.support.audio_files import convert, long_speech
-from tests.support.processes import RedisServer
+from tests.support.processes import RedisServer, free_port
 from tests.support.stack import SseEvent, Stack
 
 pytestmark = pytest.mark.slow
@@ -49,9 +51,11 @@ def _start(workdir: Path, redis_url: str, name: str, worker_env: dict[str, str])
 
 @pytest.fixture(scope="module")
 def qwen2(workdir: Path, redis_server: RedisServer, checkpoint: Path) -> Iterator[Stack]:
-    running = _start(
-        workdir, redis_server.url(6), "qwen2-audio", {"AUDIOCHAT_MODEL_PATH": str(checkpoint)}
-    )
+    worker = {
+        "AUDIOCHAT_MODEL_PATH": str(checkpoint),
+        "AUDIOCHAT_WORKER_METRICS_PORT": str(free_port()),
+    }
+    running = _start(workdir, redis_server.url(6), "qwen2-audio", worker)
     yield running
     running.close()
 
@@ -85,6 +89,26 @@ def test_worker_reports_its_device_and_memory(qwen2: Stack) -> None:
     (worker,) = WorkerRegistry(qwen2.redis()).live_workers("qwen2-audio")
     assert worker.device in ("cpu", "cuda:0")
     assert worker.memory_bytes is not None and worker.memory_bytes > 0
+    # Several stages at once by default, their generation batched.
+    assert worker.concurrency == 8
+
+
+def test_the_batch_engine_reports_its_steps_and_rows(qwen2: Stack) -> None:
+    jobs = [qwen2.submit_text(f"Question {i}?", max_new_tokens=12) for i in range(4)]
+    for job in jobs:
+        assert follow(qwen2, job)[1]["status"] == "succeeded"
+    port = qwen2.workers[0].env["AUDIOCHAT_WORKER_METRICS_PORT"]
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+
+    def value(name: str) -> float:
+        found = re.search(rf'^{name}\{{model="qwen2-audio"\}} (\S+)$', metrics, re.M)
+        assert found, name
+        return float(found.group(1))
+
+    steps = value("audiochat_worker_batch_steps_total")
+    assert steps > 0 and value("audiochat_worker_batch_rows_total") >= steps
+    assert value("audiochat_worker_batch_capacity") == 8
+    assert value("audiochat_worker_batch_running") == 0
 
 
 def test_spoken_question_is_transcribed_then_answered_hearing_the_audio(

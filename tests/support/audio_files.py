@@ -13,8 +13,9 @@ from worker.audio import SAMPLE_RATE, decode_audio
 
 
 def write_wav(path: Path, samples: npt.NDArray[np.float32], rate: int = SAMPLE_RATE) -> Path:
-    """A 16-bit mono WAV file of `samples` (floats in [-1, 1])."""
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    """A 16-bit mono WAV file of `samples` (floats in [-1, 1]); samples decoded from 16-bit
+    audio are written back exactly."""
+    pcm = np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2")
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)

@@ -234,3 +234,31 @@ class Worker:
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         self.process.stop(sig)
+
+
+class WebhookWorker:
+    """`audiochat webhook-worker`; ready once its dispatcher has marked itself alive."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, name: str = "webhook-worker") -> None:
+        self.env = env
+        self.process = Process(
+            name, audiochat_command("webhook-worker"), workdir / f"{name}.log", env
+        )
+
+    def start(self, timeout: float = 30) -> None:
+        self.process.start()
+        client = redis.Redis.from_url(self.env["AUDIOCHAT_REDIS_URL"])
+        key = f"audiochat:webhooks:dispatcher:webhooks-{self.process.pid}@{socket.gethostname()}"
+
+        def ready() -> bool:
+            if not self.process.alive():
+                raise ProcessExited(f"webhook worker exited:\n{self.process.log_tail()}")
+            return bool(client.exists(key))
+
+        try:
+            wait_for(ready, timeout, "the webhook worker to be ready", interval=0.1)
+        except TimeoutError as exc:
+            raise RuntimeError(f"{exc}\n{self.process.log_tail()}") from exc
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.process.stop(sig)

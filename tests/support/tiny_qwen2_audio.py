@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.support.processes import REPO_ROOT
+# Not from tests.support.processes: bench/gpu_check.py imports this where Redis is not installed.
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -127,17 +128,11 @@ def _word_tokenizer(size: int) -> Any:
     return words
 
 
-def save_checkpoint(folder: Path, full_size: bool = False) -> None:
-    """Build the checkpoint in this process: toy size, or the real model's size (bf16)."""
-    import torch
+def build_processor(full_size: bool = False) -> Any:
+    """The checkpoint's processor: its tokenizer and a feature extractor of its mel bins."""
     from transformers import (
-        GenerationConfig,
         PreTrainedTokenizerFast,
-        Qwen2AudioConfig,
-        Qwen2AudioEncoderConfig,
-        Qwen2AudioForConditionalGeneration,
         Qwen2AudioProcessor,
-        Qwen2Config,
         WhisperFeatureExtractor,
     )
 
@@ -150,14 +145,30 @@ def save_checkpoint(folder: Path, full_size: bool = False) -> None:
             t for t in SPECIAL_TOKENS if t not in ("<|endoftext|>", "<|im_end|>")
         ],
     )
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
     audio_sizes = FULL_SIZE_AUDIO if full_size else TINY_AUDIO
-    processor = Qwen2AudioProcessor(
+    return Qwen2AudioProcessor(
         feature_extractor=WhisperFeatureExtractor(
             feature_size=audio_sizes["num_mel_bins"], sampling_rate=16_000
         ),
         tokenizer=tokenizer,
     )
+
+
+def build_model(processor: Any, full_size: bool = False, device: str = "cpu") -> Any:
+    """A model with random weights for `processor`'s tokenizer, made on `device` (bf16 at full
+    size: 17 GB of memory, not 34, and never on disk)."""
+    import torch
+    from transformers import (
+        GenerationConfig,
+        Qwen2AudioConfig,
+        Qwen2AudioEncoderConfig,
+        Qwen2AudioForConditionalGeneration,
+        Qwen2Config,
+    )
+
+    tokenizer = processor.tokenizer
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+    audio_sizes = FULL_SIZE_AUDIO if full_size else TINY_AUDIO
     text_sizes = FULL_SIZE_TEXT if full_size else {**TINY_TEXT, "vocab_size": len(tokenizer)}
     text = Qwen2Config(
         **text_sizes,
@@ -172,10 +183,10 @@ def save_checkpoint(folder: Path, full_size: bool = False) -> None:
     )
     torch.manual_seed(0)
     previous = torch.get_default_dtype()
-    # At full size the weights are made in bf16 directly: 17 GB of memory, not 34.
     torch.set_default_dtype(torch.bfloat16 if full_size else previous)
     try:
-        model = Qwen2AudioForConditionalGeneration(config)
+        with torch.device(device):
+            model = Qwen2AudioForConditionalGeneration(config)
     finally:
         torch.set_default_dtype(previous)
     # A random model at full size would stop at random: it gets no end token, so it runs to
@@ -184,6 +195,13 @@ def save_checkpoint(folder: Path, full_size: bool = False) -> None:
     model.generation_config = GenerationConfig(
         eos_token_id=stops, pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"]
     )
+    return model.eval()
+
+
+def save_checkpoint(folder: Path, full_size: bool = False) -> None:
+    """Build the checkpoint in this process: toy size, or the real model's size (bf16)."""
+    processor = build_processor(full_size)
+    model = build_model(processor, full_size)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from shared.events import webhook_dispatcher_key
 from shared.jobs import utcnow
 from shared.workers import WorkerInfo, WorkerRegistry
 from tests.support.processes import REPO_ROOT, RedisServer
@@ -38,7 +39,7 @@ def gpu_workers(services: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_every_part_is_there(services: dict[str, Any]) -> None:
-    assert {"redis", "minio", "gateway", "worker-cpu", "flower"} <= set(services)
+    assert {"redis", "minio", "gateway", "worker-cpu", "worker-webhooks", "flower"} <= set(services)
     models = {s["environment"].get("AUDIOCHAT_MODEL") for s in gpu_workers(services).values()}
     assert models == {"qwen2-audio", "qwen-audio-chat"}
 
@@ -82,7 +83,7 @@ def test_dependencies_wait_until_healthy(services: dict[str, Any]) -> None:
         for dependency, condition in service.get("depends_on", {}).items():
             assert dependency in services, (name, dependency)
             assert condition == {"condition": "service_healthy"}, (name, dependency)
-    for name in ("gateway", "worker-cpu", "flower", *gpu_workers(services)):
+    for name in ("gateway", "worker-cpu", "worker-webhooks", "flower", *gpu_workers(services)):
         assert "redis" in services[name]["depends_on"], name
 
 
@@ -107,7 +108,25 @@ def test_ports_are_published_on_loopback_only(services: dict[str, Any]) -> None:
 def test_redis_keeps_jobs_and_never_evicts(services: dict[str, Any]) -> None:
     command = services["redis"]["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
+    # A memory limit, and at it refusals, not evictions: no queued task or record can vanish.
+    assert re.fullmatch(
+        r"\$\{AUDIOCHAT_REDIS_MAXMEMORY:-\d+[kmg]b\}", command[command.index("--maxmemory") + 1]
+    )
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+def test_the_gateway_is_reached_only_through_the_proxy(services: dict[str, Any]) -> None:
+    assert "ports" not in services["gateway"]
+    proxy = services["proxy"]
+    (mount,) = proxy["volumes"]
+    source, target, mode = mount.split(":")
+    assert (DEPLOY / source).resolve() == DEPLOY / "nginx.conf" and mode == "ro"
+    assert target == "/etc/nginx/nginx.conf"
+    assert proxy["depends_on"] == {"gateway": {"condition": "service_healthy"}}
+    config = (DEPLOY / "nginx.conf").read_text()
+    for directive in ("client_header_timeout", "client_body_timeout", "send_timeout"):
+        assert re.search(rf"^\s*{directive} \d+s;", config, re.MULTILINE), directive
+    assert "server gateway:8000;" in config and "proxy_buffering off;" in config
 
 
 def test_images_are_built_from_dockerfiles_that_exist(services: dict[str, Any]) -> None:
@@ -165,3 +184,48 @@ def test_the_healthcheck_test_is_the_same_for_every_worker(services: dict[str, A
         for name in ("worker-cpu", *gpu_workers(services))
     }
     assert len(tests) == 1
+
+
+def test_webhooks_have_a_worker_of_their_own_without_models(services: dict[str, Any]) -> None:
+    webhooks = services["worker-webhooks"]
+    assert webhooks["command"] == ["audiochat", "webhook-worker"]
+    assert webhooks["restart"] == "unless-stopped"
+    # The gateway's image: no torch, and no model or store settings.
+    assert webhooks["build"]["dockerfile"] == "deploy/Dockerfile.gateway"
+    assert "COPY webhooks" in (DEPLOY / "Dockerfile.gateway").read_text()
+    assert "AUDIOCHAT_MODEL" not in webhooks["environment"]
+    assert not any("S3" in name for name in webhooks["environment"])
+    # The gateway checks webhook URLs with the same policy the webhook worker applies.
+    allowed = "AUDIOCHAT_WEBHOOKS__ALLOWED_NETWORKS"
+    assert webhooks["environment"][allowed] == services["gateway"]["environment"][allowed]
+
+
+def test_presigned_uploads_name_an_address_clients_reach(services: dict[str, Any]) -> None:
+    assert "127.0.0.1:9000:9000" in services["minio"]["ports"]
+    public = services["gateway"]["environment"]["AUDIOCHAT_S3__PUBLIC_ENDPOINT_URL"]
+    assert public.endswith(":-http://127.0.0.1:9000}")
+
+
+def test_webhook_worker_health_check_passes_only_while_its_dispatcher_runs(
+    services: dict[str, Any], redis_server: RedisServer
+) -> None:
+    command = services["worker-webhooks"]["healthcheck"]["test"]
+    assert command[:3] == ["CMD", "python", "-c"]
+    env = {**os.environ, "AUDIOCHAT_REDIS_URL": redis_server.url(9), "PYTHONPATH": str(REPO_ROOT)}
+
+    def healthy() -> bool:
+        return (
+            subprocess.run([sys.executable, "-c", command[3]], env=env, timeout=30).returncode == 0
+        )
+
+    client = redis_server.client(9)
+    key = webhook_dispatcher_key(f"webhooks-1@{socket.gethostname()}")
+    assert not healthy()
+    client.set(webhook_dispatcher_key("webhooks-1@another-host"), "1", ex=30)
+    assert not healthy()
+    client.set(key, "1", ex=30)
+    try:
+        assert healthy()
+    finally:
+        client.delete(key, webhook_dispatcher_key("webhooks-1@another-host"))
+    assert not healthy()

@@ -26,7 +26,8 @@ def test_gateway_app_imports_no_model_or_worker_code() -> None:
     forbidden = {
         m
         for m in modules
-        if m.split(".")[0] in {"torch", "transformers", "worker", "faster_whisper", "ctranslate2"}
+        if m.split(".")[0]
+        in {"torch", "transformers", "worker", "webhooks", "faster_whisper", "ctranslate2"}
     }
     assert not forbidden
 
@@ -34,7 +35,15 @@ def test_gateway_app_imports_no_model_or_worker_code() -> None:
 def test_shared_imports_neither_fastapi_nor_celery() -> None:
     modules = _modules_after(
         "import shared.config, shared.errors, shared.events, shared.jobs, shared.media, "
-        "shared.schemas, shared.storage, shared.tasks, shared.workers"
+        "shared.schemas, shared.storage, shared.tasks, shared.workers, shared.deliveries, "
+        "shared.webhook_secrets, shared.webhook_urls"
     )
     assert "redis" in modules
     assert not {m for m in modules if m.split(".")[0] in {"fastapi", "starlette", "celery", "api"}}
+
+
+def test_the_webhook_worker_imports_no_model_code() -> None:
+    modules = _modules_after("import webhooks.main")
+    assert "celery" in modules and "httpx" in modules
+    heavy = {"torch", "transformers", "faster_whisper", "ctranslate2", "numpy", "fastapi"}
+    assert not {m for m in modules if m.split(".")[0] in heavy}

@@ -30,13 +30,24 @@ class AnswerRequest:
 
 
 @dataclass(frozen=True)
+class TimedWord:
+    """One word and its times, in seconds from the start of the audio given to `transcribe`."""
+
+    word: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class TranscriptPiece:
     """A piece of a transcript; times in seconds from the start of the audio, when known."""
 
     text: str
     start: float | None = None
     end: float | None = None
-    # The language the model heard (ISO 639-1), if it detects one.
+    # Its words with their times, when they were asked for and the model gives them.
+    words: tuple[TimedWord, ...] = ()
+    # The language the model transcribed in (ISO 639-1), when the model says.
     language: str | None = None
 
 
@@ -58,9 +69,11 @@ class ModelBackend(Protocol):
     hears_audio: bool
 
     def transcribe(
-        self, audio: Audio, *, language: str | None, prompt: str | None = None
+        self, audio: Audio, *, language: str | None, prompt: str | None = None, words: bool = False
     ) -> Iterator[TranscriptPiece]:
-        """Pieces of the transcript, as the model produces them (`prompt` guides spelling)."""
+        """Pieces of the transcript, as the model produces them (`prompt` guides spelling).
+        `words=True` asks for each piece's words; it is passed only to a backend whose class
+        sets `word_timestamps = True`, so a backend without word times need not take it."""
         ...
 
     def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.config import EmbeddedSettings, Settings
 from worker.audio import Audio
-from worker.backends.base import AnswerRequest, GenerationStats, TranscriptPiece
+from worker.backends.base import AnswerRequest, GenerationStats, TimedWord, TranscriptPiece
 from worker.backends.local_models import LlmFiles, ModelFilesError, llm_files, whisper_folder
 from worker.backends.short_answers import NoRepeatInAnswer, chat_messages, encode_chat, line_end_ids
 from worker.backends.streaming import stream_generate
@@ -29,6 +29,8 @@ FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 class EmbeddedBackend:
     name = "embedded"
     hears_audio = False
+    # faster-whisper aligns words to the audio (cross-attention), on request.
+    word_timestamps = True
 
     def __init__(
         self, whisper: Any, tokenizer: Any, llm: Any, settings: EmbeddedSettings | None = None
@@ -59,9 +61,10 @@ class EmbeddedBackend:
         return cls(whisper, tokenizer, llm, options)
 
     def transcribe(
-        self, audio: Audio, *, language: str | None, prompt: str | None = None
+        self, audio: Audio, *, language: str | None, prompt: str | None = None, words: bool = False
     ) -> Iterator[TranscriptPiece]:
-        # An English-only model ignores `language`; a multilingual one detects it when unset.
+        # tiny.en is English only; faster-whisper ignores `language` for it and reports "en".
+        # A multilingual checkpoint detects the language when none is asked for.
         options = self._settings
         segments, info = self._whisper.transcribe(
             audio,
@@ -71,10 +74,18 @@ class EmbeddedBackend:
             vad_filter=options.vad_filter,
             temperature=list(FALLBACK_TEMPERATURES) if options.temperature_fallback else 0.0,
             condition_on_previous_text=False,
+            word_timestamps=words,
         )
         for segment in segments:
+            timed = tuple(
+                TimedWord(w.word.strip(), start=w.start, end=w.end) for w in segment.words or ()
+            )
             yield TranscriptPiece(
-                segment.text, start=segment.start, end=segment.end, language=info.language
+                segment.text,
+                start=segment.start,
+                end=segment.end,
+                words=timed,
+                language=info.language,
             )
 
     def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:

@@ -39,6 +39,17 @@ def question_text(request: AnswerRequest, hears: bool) -> str:
     return request.question
 
 
+def defuse(text: str, forms: tuple[str, ...]) -> str:
+    """`text` with each of `forms` (a tokenizer's special tokens, its audio tags) broken by a
+    word joiner after its first character: it reads the same, but the tokenizer no longer takes
+    it for the control token or tag it spells, so a question cannot end its own turn, claim
+    audio it does not have, or name a file for the model to read."""
+    for form in forms:
+        if form in text:
+            text = text.replace(form, form[0] + "\u2060" + form[1:])
+    return text
+
+
 def with_hints(instruction: str, language: str | None, prompt: str | None) -> str:
     """A transcription instruction with the job's language and spelling hints, if any."""
     hints = [instruction]

@@ -10,6 +10,7 @@ the checkpoint. The encoder hears at most 30 s of each input.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +22,7 @@ from worker.backends.base import AnswerRequest, GenerationStats, TranscriptPiece
 from worker.backends.checkpoint import checkpoint_folder
 from worker.backends.prompting import (
     SYSTEM_PROMPT,
+    defuse,
     fits,
     hears_all,
     question_text,
@@ -28,7 +30,15 @@ from worker.backends.prompting import (
     transcript_token_budget,
     with_hints,
 )
-from worker.backends.streaming import stream_generate
+from worker.batching.capacity import start_engine
+from worker.batching.engine import BatchEngine, Generation, stream
+from worker.batching.hf_runner import (
+    DecoderRunner,
+    PrefillForward,
+    forward_with_cache,
+    output_cache,
+)
+from worker.batching.sampling import Sampling
 from worker.gpu import (
     choose_device,
     describe_placement,
@@ -57,12 +67,24 @@ class Qwen2AudioBackend:
     name = "qwen2-audio"
     hears_audio = True
     max_audio_seconds = 30.0
+    # One 24 GB card holds the 16.8 GB model and the caches of about this many typical rows.
+    default_concurrency = 8
 
-    def __init__(self, model: Any, processor: Any, device: str) -> None:
+    def __init__(self, model: Any, processor: Any, device: str, engine: BatchEngine) -> None:
         self.model = model
         self.processor = processor
         # Where the weights are, as the heartbeat reports it (`cuda:0`, `cpu`, `cuda:0+cpu`).
         self.device = device
+        self.engine = engine
+        self.concurrency = engine.max_batch
+        tokenizer = processor.tokenizer
+        config = model.generation_config
+        ends = config.eos_token_id if config.eos_token_id is not None else tokenizer.eos_token_id
+        self._stop_ids = frozenset(ends if isinstance(ends, list) else [ends])
+        # Text from users must not smuggle in the chat's control tokens or audio placeholders.
+        self._special = tuple(tokenizer.all_special_tokens)
+        # A fast tokenizer raises "Already borrowed" if two threads use it at once.
+        self._processing = threading.Lock()
 
     @classmethod
     def load(cls, settings: Settings) -> Qwen2AudioBackend:
@@ -86,15 +108,24 @@ class Qwen2AudioBackend:
             quantization_config=quantization_config(settings.quantization, device),
         )
         model.eval()  # type: ignore[no-untyped-call]
-        placement = describe_placement(model, device)
+        backend = cls.serving(model, processor, settings, describe_placement(model, device))
         logger.info(
-            "qwen2-audio loaded from %s on %s (%s) in %.1f s",
+            "qwen2-audio loaded from %s on %s (%s) in %.1f s; up to %d jobs at once",
             folder,
-            placement,
+            backend.device,
             settings.quantization,
             time.perf_counter() - started,
+            backend.concurrency,
         )
-        return cls(model, processor, placement)
+        return backend
+
+    @classmethod
+    def serving(
+        cls, model: Any, processor: Any, settings: Settings, device: str
+    ) -> Qwen2AudioBackend:
+        """The backend around a loaded model, its batch engine sized and started."""
+        engine = start_engine(runner(model), settings, cls.default_concurrency, device)
+        return cls(model, processor, device, engine)
 
     def transcribe(
         self, audio: Audio, *, language: str | None, prompt: str | None = None
@@ -104,14 +135,14 @@ class Qwen2AudioBackend:
                 f"{seconds(audio):.1f} s of audio is more than the model hears at once "
                 f"({self.max_audio_seconds:g} s); split it into windows first"
             )
-        instruction = with_hints(TRANSCRIBE_INSTRUCTION, language, prompt)
-        pieces = self._generate(
+        instruction = self._defuse(with_hints(TRANSCRIBE_INSTRUCTION, language, prompt))
+        generation = self._generation(
             [_user(1, instruction)],
             [audio],
             max_new_tokens=transcript_token_budget(seconds(audio)),
             temperature=0.0,
         )
-        for piece in pieces:
+        for piece in stream(self.engine, generation):
             if isinstance(piece, str):
                 # The model gives no times: the pipeline makes the window one segment.
                 yield TranscriptPiece(piece)
@@ -123,8 +154,8 @@ class Qwen2AudioBackend:
             heard = turn.audio is not None and fits(turn.audio, self.max_audio_seconds)
             if heard and turn.audio is not None:
                 audios.append(turn.audio)
-            messages.append(_user(int(heard), turn.question))
-            messages.append({"role": "assistant", "content": turn.answer})
+            messages.append(_user(int(heard), self._defuse(turn.question)))
+            messages.append({"role": "assistant", "content": self._defuse(turn.answer)})
         hears = hears_all(request, self.max_audio_seconds)
         if request.audios and not hears:
             logger.info(
@@ -132,37 +163,57 @@ class Qwen2AudioBackend:
             )
         current = request.audios if hears else []
         audios.extend(current)
-        messages.append(_user(len(current), question_text(request, hears)))
-        return self._generate(
+        messages.append(_user(len(current), self._defuse(question_text(request, hears))))
+        generation = self._generation(
             messages,
             audios,
             max_new_tokens=request.max_new_tokens,
             temperature=request.temperature,
         )
+        return stream(self.engine, generation)
 
-    def _generate(
+    def _defuse(self, text: str) -> str:
+        return defuse(text, self._special)
+
+    def _generation(
         self,
         messages: list[Message],
         audios: list[Audio],
         *,
         max_new_tokens: int,
         temperature: float,
-    ) -> Iterator[str | GenerationStats]:
+    ) -> Generation:
         conversation = [{"role": "system", "content": SYSTEM_PROMPT}, *messages]
-        text = self.processor.apply_chat_template(
-            conversation, add_generation_prompt=True, tokenize=False
-        )
-        inputs = self.processor(
-            text=text,
-            audio=audios or None,
-            sampling_rate=SAMPLE_RATE,
-            return_tensors="pt",
-            padding=True,
-        ).to(self.model.device)
-        return stream_generate(
-            self.model,
-            self.processor.tokenizer,
-            dict(inputs),
+        with self._processing:
+            text = self.processor.apply_chat_template(
+                conversation, add_generation_prompt=True, tokenize=False
+            )
+            inputs = self.processor(
+                text=text,
+                audio=audios or None,
+                sampling_rate=SAMPLE_RATE,
+                return_tensors="pt",
+                padding=True,
+            ).to(self.model.device)
+        tokenizer = self.processor.tokenizer
+        return Generation(
+            prompt=dict(inputs),
+            prompt_tokens=int(inputs["input_ids"].shape[-1]),
             max_new_tokens=max_new_tokens,
-            temperature=temperature,
+            sampling=Sampling.from_config(self.model.generation_config, temperature),
+            stop_ids=self._stop_ids,
+            decode=lambda ids: str(tokenizer.decode(ids, skip_special_tokens=True)),
         )
+
+
+def runner(model: Any) -> DecoderRunner:
+    """Prefill with the whole model, the audio encoder included; decode with its language
+    model alone."""
+    from transformers import DynamicCache
+
+    def prefill(prompt: Any) -> tuple[Any, Any]:
+        out = forward_with_cache(model.model, DynamicCache(), **prompt)
+        return out.last_hidden_state, output_cache(out)
+
+    forward: PrefillForward = prefill
+    return DecoderRunner(model.model.language_model, model.lm_head, forward)

@@ -22,6 +22,18 @@ class _StopWhenSet(StoppingCriteria):
         return self._event.is_set()
 
 
+# Below this, sampling is greedy decoding in all but name, and dividing the logits by the
+# temperature overflows them to inf (1e-40, which the API accepts, failed every job it met).
+GREEDY_BELOW = 1e-4
+
+
+def sampling_options(temperature: float) -> dict[str, Any]:
+    """`generate`'s sampling arguments for a job's temperature: greedy at (nearly) zero."""
+    if temperature < GREEDY_BELOW:
+        return {"do_sample": False}
+    return {"do_sample": True, "temperature": temperature}
+
+
 def stream_generate(
     model: Any,
     tokenizer: Any,
@@ -39,9 +51,7 @@ def stream_generate(
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     stop = threading.Event()
     outcome: dict[str, Any] = {}
-    sampling: dict[str, Any] = (
-        {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
-    )
+    sampling = sampling_options(temperature)
 
     def run() -> None:
         try:
@@ -55,7 +65,9 @@ def stream_generate(
             )
         except BaseException as exc:
             outcome["error"] = exc
-            streamer.end()  # type: ignore[no-untyped-call]
+            # Not `streamer.end()`: it decodes what is left, and a decoder that raised once
+            # would raise again, here, leaving the consumer waiting for ever.
+            streamer.text_queue.put(streamer.stop_signal)
 
     thread = threading.Thread(target=run, name="generate", daemon=True)
     thread.start()

@@ -1,0 +1,1 @@
+"""The webhook worker: delivers job events to receivers, on a queue and process of its own."""
