@@ -132,7 +132,7 @@ def _create(
         raise MissingInput("send an `audio` file, `upload_ids`, a `question`, or some of them")
     if options.task is JobTask.TRANSCRIBE and not audio and not uploaded:
         raise MissingInput("a transcription needs audio", field="audio")
-    max_new_tokens = options.max_new_tokens or settings.default_max_new_tokens
+    max_new_tokens = options.max_new_tokens or settings.max_new_tokens_for(model)
     if max_new_tokens > settings.max_new_tokens_limit:
         raise InvalidRequest(
             f"max_new_tokens must be at most {settings.max_new_tokens_limit}",

@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--only queue,e2e,fanout,upload] [--no-profile] [--no-report]`."""
+"""`python -m bench [--quick] [--only queue,e2e,fanout,upload,batching,answers] [--no-profile]
+[--no-report]`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 
 from bench.harness import log, raise_fd_limit, write_result
 
-SUITES = ("queue", "e2e", "fanout", "upload", "batching")
+SUITES = ("queue", "e2e", "fanout", "upload", "batching", "answers")
 
 
 def main() -> None:

@@ -233,14 +233,16 @@ def _run(*args: str) -> None:
     subprocess.run(args, check=True, capture_output=True, timeout=300)
 
 
-def espeak_clip(out: Path, text: str, seconds: float | None = None) -> Path:
-    """Speech by espeak-ng as 16 kHz mono WAV, cut to `seconds` (or padded with the passage
-    spoken again) when given."""
+def espeak_clip(
+    out: Path, text: str, seconds: float | None = None, voice: str | None = None, wpm: int = 165
+) -> Path:
+    """Speech by espeak-ng (in `voice`, at `wpm` words a minute) as 16 kHz mono WAV, cut to
+    `seconds` (or padded with the passage spoken again) when given."""
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     raw = out.with_suffix(".raw.wav")
-    _run("espeak-ng", "-s", "165", "-w", str(raw), text)
+    _run("espeak-ng", *(["-v", voice] if voice else []), "-s", str(wpm), "-w", str(raw), text)
     if seconds is None:
         _run("ffmpeg", "-y", "-v", "error", "-i", str(raw), "-ar", "16000", "-ac", "1", str(out))
     else:

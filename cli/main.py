@@ -9,6 +9,7 @@ job failed or was canceled, 2 for a usage error.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -115,11 +116,18 @@ def serve(host: str | None, port: int | None) -> None:
 @cli.command()
 def worker() -> None:
     """Run a worker for AUDIOCHAT_MODEL (loads the model, then consumes its queue)."""
+    from worker.backends.local_models import ModelFilesError
     from worker.main import run_worker
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
-    run_worker(settings, loglevel=settings.log_level)
+    try:
+        run_worker(settings, loglevel=settings.log_level)
+    except ModelFilesError as exc:
+        # A setting names model files that are not there or not usable: say which, in one
+        # line, rather than a traceback through the model libraries.
+        logging.getLogger("worker").error("the worker cannot start: %s", exc)
+        raise click.ClickException(str(exc)) from exc
 
 
 @cli.command("webhook-worker")

