@@ -55,3 +55,12 @@ def test_the_default_answer_to_a_spoken_question_is_short(stack: Stack) -> None:
     assert "paris" in final["answer"].lower()
     assert final["finish_reason"] == "stop"
     assert len(final["answer"].split()) <= 20, final["answer"]
+
+
+def test_answers_asked_together_are_the_answers_asked_alone(stack: Stack) -> None:
+    """The embedded worker runs two stages at once and decodes their answers as one batch."""
+    questions = ["What is the capital of France?", "Who wrote Hamlet?", "What is two plus two?"]
+    alone = [stack.run(stack.submit_text(q))["answer"] for q in questions]
+    jobs = [stack.submit_text(q) for q in questions]
+    together = [stack.run(job)["answer"] for job in jobs]
+    assert together == alone

@@ -18,7 +18,10 @@ from worker.audio import Audio
 from worker.backends.base import AnswerRequest, GenerationStats, TimedWord, TranscriptPiece
 from worker.backends.local_models import LlmFiles, ModelFilesError, llm_files, whisper_folder
 from worker.backends.short_answers import NoRepeatInAnswer, chat_messages, encode_chat, line_end_ids
-from worker.backends.streaming import stream_generate
+from worker.batching.capacity import start_engine
+from worker.batching.engine import BatchEngine, Generation, stream
+from worker.batching.hf_runner import DecoderRunner, text_prefill
+from worker.batching.sampling import Sampling
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +34,27 @@ class EmbeddedBackend:
     hears_audio = False
     # faster-whisper aligns words to the audio (cross-attention), on request.
     word_timestamps = True
+    # Two jobs at once: their answers decode as one batch, and Whisper gets a worker for each
+    # (CTranslate2 runs concurrent `transcribe` calls in parallel, not batched across jobs).
+    default_concurrency = 2
 
     def __init__(
-        self, whisper: Any, tokenizer: Any, llm: Any, settings: EmbeddedSettings | None = None
+        self,
+        whisper: Any,
+        tokenizer: Any,
+        llm: Any,
+        engine: BatchEngine,
+        settings: EmbeddedSettings | None = None,
     ) -> None:
         self._whisper = whisper
         self._tokenizer = tokenizer
         self._llm = llm
+        self.engine = engine
+        self.concurrency = engine.max_batch
         self._settings = settings or EmbeddedSettings()
+        ends = llm.generation_config.eos_token_id
+        ends = tokenizer.eos_token_id if ends is None else ends
+        self._ends = frozenset([ends] if isinstance(ends, int) else ends)
 
     @classmethod
     def load(cls, settings: Settings) -> EmbeddedBackend:
@@ -48,8 +64,11 @@ class EmbeddedBackend:
         whisper_path = whisper_folder(options)
         llm_source = llm_files(options)
         started = time.perf_counter()
-        whisper = _load_whisper(str(whisper_path), options)
+        concurrency = settings.worker_concurrency or cls.default_concurrency
+        whisper = _load_whisper(str(whisper_path), options, concurrency)
         tokenizer, llm = _load_llm(llm_source, options)
+        runner = DecoderRunner(llm.model, llm.lm_head, text_prefill(llm.model))
+        engine = start_engine(runner, settings, cls.default_concurrency, "cpu")
         logger.info(
             "embedded models loaded in %.1f s: whisper %s (%s), llm %s (%s)",
             time.perf_counter() - started,
@@ -58,7 +77,7 @@ class EmbeddedBackend:
             llm_source.describe(),
             getattr(llm.config, "model_type", "?"),
         )
-        return cls(whisper, tokenizer, llm, options)
+        return cls(whisper, tokenizer, llm, engine, options)
 
     def transcribe(
         self, audio: Audio, *, language: str | None, prompt: str | None = None, words: bool = False
@@ -91,25 +110,31 @@ class EmbeddedBackend:
     def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:
         options = self._settings
         inputs, plain = encode_chat(self._tokenizer, chat_messages(request, options))
-        controls: dict[str, Any] = {"repetition_penalty": options.repetition_penalty}
-        if options.no_repeat_ngram_size:
-            prompt_length = int(inputs["input_ids"].shape[-1])
-            controls["logits_processor"] = [
-                NoRepeatInAnswer(prompt_length, options.no_repeat_ngram_size)
-            ]
-        if plain:
-            controls["eos_token_id"] = line_end_ids(self._tokenizer, self._llm)
-        return stream_generate(
-            self._llm,
-            self._tokenizer,
-            inputs,
-            max_new_tokens=request.max_new_tokens,
-            temperature=request.temperature,
-            **controls,
+        prompt_length = int(inputs["input_ids"].shape[-1])
+        processors = (
+            (NoRepeatInAnswer(prompt_length, options.no_repeat_ngram_size),)
+            if options.no_repeat_ngram_size
+            else ()
         )
+        ends = line_end_ids(self._tokenizer, self._llm) if plain else self._ends
+        tokenizer = self._tokenizer
+        generation = Generation(
+            prompt=inputs,
+            prompt_tokens=prompt_length,
+            max_new_tokens=request.max_new_tokens,
+            sampling=Sampling.from_config(
+                self._llm.generation_config,
+                request.temperature,
+                repetition_penalty=options.repetition_penalty,
+            ),
+            stop_ids=frozenset(ends),
+            decode=lambda ids: str(tokenizer.decode(ids, skip_special_tokens=True)),
+            processors=processors,
+        )
+        return stream(self.engine, generation)
 
 
-def _load_whisper(path: str, options: EmbeddedSettings) -> Any:
+def _load_whisper(path: str, options: EmbeddedSettings, workers: int) -> Any:
     from faster_whisper import WhisperModel
 
     try:
@@ -118,6 +143,7 @@ def _load_whisper(path: str, options: EmbeddedSettings) -> Any:
             device="cpu",
             compute_type=options.whisper_compute_type,
             cpu_threads=options.cpu_threads,
+            num_workers=workers,
             local_files_only=True,
         )
     except Exception as exc:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers import LogitsProcessor
 
 from shared.errors import ModelError
 from worker.backends.base import GenerationStats
@@ -45,6 +46,8 @@ class Generation:
     decode: Decode
     job_id: str | None = None
     seed: int | None = None
+    # A backend's own logits processors, run for this row before its sampling.
+    processors: tuple[LogitsProcessor, ...] = ()
 
 
 _END = object()
@@ -200,7 +203,7 @@ class BatchEngine:
         row = _Row(
             generation=generation,
             stream=stream,
-            chooser=TokenChooser(generation.sampling, generation.seed),
+            chooser=TokenChooser(generation.sampling, generation.seed, generation.processors),
             text=IncrementalText(generation.decode),
             ids=prefilled.prompt_ids.to(prefilled.logits.device),
             length=int(prefilled.prompt_ids.shape[0]),
@@ -231,7 +234,7 @@ class BatchEngine:
         self._cache.advance(layers, mask)
         self.steps += 1
         self.rows_decoded += len(rows)
-        greedy = [i for i, r in enumerate(rows) if r.chooser.sampling.plain_greedy]
+        greedy = [i for i, r in enumerate(rows) if r.chooser.plain_greedy]
         chosen = dict(zip(greedy, logits[greedy].argmax(dim=-1).tolist(), strict=True))
         keep: list[int] = []
         for i, row in enumerate(rows):
@@ -257,7 +260,7 @@ class BatchEngine:
             row.finish_reason = "stop"
             return True
         row.last = token
-        if row.chooser.sampling.repetition_penalty not in (None, 1.0):
+        if row.chooser.looks_back:
             row.ids = torch.cat([row.ids, row.ids.new_tensor([token])])
         piece = row.text.add(token)
         if piece:

@@ -7,11 +7,13 @@ applies either way, as it does in `generate`. transformers' own logits processor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from transformers import (
+    LogitsProcessor,
     LogitsProcessorList,
     RepetitionPenaltyLogitsProcessor,
     TemperatureLogitsWarper,
@@ -36,11 +38,6 @@ class Sampling:
     @property
     def greedy(self) -> bool:
         return self.temperature < GREEDY_BELOW
-
-    @property
-    def plain_greedy(self) -> bool:
-        """Greedy with nothing to apply first: the whole batch can share one argmax."""
-        return self.greedy and self.repetition_penalty in (None, 1.0)
 
     @classmethod
     def from_config(cls, config: Any, temperature: float, **overrides: Any) -> Sampling:
@@ -68,13 +65,26 @@ class Sampling:
 
 
 class TokenChooser:
-    """One row's choice of its next token from its logits and the ids it has seen."""
+    """One row's choice of its next token from its logits and the ids it has seen; `extra`
+    logits processors (a backend's own) run before the sampling's."""
 
-    def __init__(self, sampling: Sampling, seed: int | None = None) -> None:
+    def __init__(
+        self, sampling: Sampling, seed: int | None = None, extra: Sequence[LogitsProcessor] = ()
+    ) -> None:
         self.sampling = sampling
-        self._processors = sampling.processors()
+        self._processors = LogitsProcessorList([*extra, *sampling.processors()])
         self._generator: torch.Generator | None = None
         self._seed = seed
+
+    @property
+    def plain_greedy(self) -> bool:
+        """Greedy with nothing to apply first: the whole batch can share one argmax."""
+        return self.sampling.greedy and not self._processors
+
+    @property
+    def looks_back(self) -> bool:
+        """Whether its processors read the ids the row has seen."""
+        return bool(self._processors)
 
     def choose(self, logits: torch.Tensor, seen: torch.Tensor) -> int:
         """The next token: `logits` `[vocab]` float32, `seen` `[length]` the row's ids so far."""
