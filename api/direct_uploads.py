@@ -21,7 +21,7 @@ from shared.errors import Conflict, ServiceError, UploadTooLarge
 from shared.jobs import utcnow
 from shared.quota import Stored
 from shared.storage import ObjectNotFound, S3Store, escape_filename, staging_key, upload_key
-from shared.uploads import UploadIncomplete, UploadRecord, new_upload_id
+from shared.upload_records import UploadIncomplete, UploadRecord, new_upload_id
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from shared.jobs import JobRepository
 from shared.quota import StorageQuota, Stored
 from shared.retention import ObjectExpiry
 from shared.storage import open_store
-from shared.uploads import UploadRepository
+from shared.upload_records import UploadRepository
 from shared.webhook_secrets import WebhookSecrets
 from shared.workers import WorkerRegistry
 

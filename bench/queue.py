@@ -41,7 +41,7 @@ from bench.profiling import Profile
 from bench.stats import summary_ms
 from shared.celery_settings import producer_settings
 from shared.config import Settings
-from shared.events import EVENTS_CHANNEL
+from shared.redis_keys import EVENTS_CHANNEL
 from shared.tasks import queue_for_model
 
 LEVELS = (1, 8, 32)

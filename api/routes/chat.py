@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api.conversation import ChatJob, submit_chat
 from api.deps import Services, ServicesDep, TenantDep
 from api.forms import JSON, request_body, sent_as
+from api.job_waits import JobOutcome, TranscriptHook, apply_event, not_finished, wait_for_end
 from api.openai_errors import OpenAIRoute, error_body, openai_error, status_for_code
 from api.openai_schemas import (
     AssistantMessage,
@@ -27,7 +28,6 @@ from api.openai_schemas import (
     usage_of,
 )
 from api.openai_sse import data_event, done_event, openai_stream
-from api.outcomes import JobOutcome, TranscriptHook, apply_event, not_finished, wait_for_end
 from api.request_body import chat_body_limit
 from shared.errors import ServiceUnavailable, UnsupportedMediaType, UploadTooLarge
 from shared.schemas import EventName

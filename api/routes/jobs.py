@@ -24,9 +24,10 @@ from api.deps import HubDep, JobsDep, ServicesDep, SettingsDep, TenantDep
 from api.forms import JSON, multipart_form, object_schema, request_body, sent_as
 from api.submission import IncomingAudio, submit_job
 from shared.errors import InvalidRequest, JobFinished, JobNotFound
-from shared.events import job_key
+from shared.job_endings import publish_end
 from shared.jobs import JobRepository, utcnow
-from shared.schemas import EventName, JobCreate, JobEvent, JobLinks, JobRead, JobStatus
+from shared.redis_keys import job_key
+from shared.schemas import JobCreate, JobEvent, JobLinks, JobRead, JobStatus
 from shared.storage import unescape_filename
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -186,8 +187,7 @@ def cancel_job(request: Request, job_id: str, services: ServicesDep, tenant: Ten
     ):
         raise JobFinished(f"job {job_id} has already ended")
     # The worker sees the status between tokens and stops; these are the job's last events.
-    services.events.publish(job_id, EventName.STATUS, {"status": JobStatus.CANCELED.value})
-    services.events.publish(job_id, EventName.DONE, {"status": JobStatus.CANCELED.value})
+    publish_end(services.events, job_id, JobStatus.CANCELED)
     services.queue.remove_queued(services.redis, job)
     return _resource(request, _get_or_404(services.jobs, job_id, tenant), tenant)
 

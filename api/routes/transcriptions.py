@@ -15,6 +15,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from api.deps import Services, ServicesDep, TenantDep
 from api.forms import multipart_form, object_schema, request_body
+from api.job_waits import JobOutcome, apply_event, not_finished, wait_for_end
 from api.openai_errors import OpenAIRoute, error_body, openai_error, status_for_code
 from api.openai_schemas import (
     DurationUsage,
@@ -25,7 +26,6 @@ from api.openai_schemas import (
     VerboseWord,
 )
 from api.openai_sse import data_event, done_event, openai_stream
-from api.outcomes import JobOutcome, apply_event, not_finished, wait_for_end
 from api.submission import IncomingAudio, submit_job
 from api.subtitles import cues, to_srt, to_vtt
 from shared.errors import InvalidRequest, JobNotFound, ServiceUnavailable

@@ -19,10 +19,10 @@ from api.forms import JSON, multipart_form, object_schema, request_body, sent_as
 from api.openai_errors import OpenAIRoute
 from api.openai_schemas import DirectUploadCreate, PresignedForm, UploadRead
 from api.submission import IncomingAudio
-from api.uploads import store_upload
+from api.upload_intake import store_upload
 from shared.errors import InvalidRequest
 from shared.storage import unescape_filename
-from shared.uploads import UploadNotFound, UploadRecord
+from shared.upload_records import UploadNotFound, UploadRecord
 
 router = APIRouter(tags=["uploads"], route_class=OpenAIRoute)
 

@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-from shared.events import EVENTS_CHANNEL
+from shared.redis_keys import EVENTS_CHANNEL
 from tests.faults.conftest import FaultStack
 from tests.support.processes import wait_for
 

@@ -8,7 +8,7 @@ import socket
 import time
 from pathlib import Path
 
-from shared.events import JOB_INDEX_KEY
+from shared.redis_keys import JOB_INDEX_KEY
 from tests.faults.conftest import FAULT_SETTINGS, FaultStack
 from tests.support.processes import wait_for
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from shared.events import JOB_INDEX_KEY, RUNNING_JOBS_KEY, job_events_key
+from shared.redis_keys import JOB_INDEX_KEY, RUNNING_JOBS_KEY, job_events_key
 from tests.faults.conftest import FaultStack
 from tests.support.processes import wait_for
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from api.auth import hash_api_key
-from shared.events import JOB_INDEX_KEY
+from shared.redis_keys import JOB_INDEX_KEY
 from tests.support.processes import Gateway
 from tests.support.stack import Stack
 

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.events import upload_record_key
 from shared.jobs import DEFAULT_TENANT
-from shared.uploads import UploadRecord, UploadRepository
+from shared.redis_keys import upload_record_key
+from shared.upload_records import UploadRecord, UploadRepository
 from tests.support.processes import RedisServer
 from tests.support.stack import Stack
 

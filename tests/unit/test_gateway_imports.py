@@ -36,7 +36,8 @@ def test_shared_imports_neither_fastapi_nor_celery() -> None:
     modules = _modules_after(
         "import shared.config, shared.errors, shared.events, shared.jobs, shared.media, "
         "shared.schemas, shared.storage, shared.tasks, shared.workers, shared.deliveries, "
-        "shared.webhook_secrets, shared.webhook_urls, shared.celery_settings"
+        "shared.webhook_secrets, shared.webhook_urls, shared.celery_settings, shared.redis_keys, "
+        "shared.upload_records, shared.job_endings"
     )
     assert "redis" in modules
     assert not {m for m in modules if m.split(".")[0] in {"fastapi", "starlette", "celery", "api"}}

@@ -13,8 +13,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from api.hub import REPLAY_PAGE, EventHub
-from shared.events import DROPPED, EVENTS_CHANNEL, EventPublisher, job_events_key
+from shared.events import DROPPED, EventPublisher
 from shared.jobs import new_job_id
+from shared.redis_keys import EVENTS_CHANNEL, job_events_key
 from shared.schemas import EventName, JobEvent
 from tests.support.processes import RedisServer
 
