@@ -77,7 +77,7 @@ async def _presign(request: Request, services: ServicesDep, tenant: str) -> Uplo
     expires = int(record.created_at.timestamp()) + services.settings.direct_upload_expires_seconds
     presigned = PresignedForm(
         url=str(form["url"]),
-        fields=dict(form["fields"]),  # type: ignore[call-overload]
+        fields=dict(form["fields"]),
         max_bytes=options.bytes or services.settings.max_upload_bytes,
         expires_at=expires,
     )
