@@ -28,7 +28,7 @@ from shared.redis_keys import job_deliveries_key, job_key
 from shared.schemas import JobRead, JobStatus, JobWebhook
 from shared.tasks import DELIVER_WEBHOOK_TASK, WEBHOOKS_QUEUE
 from shared.webhook_secrets import WebhookSecrets
-from tests.support.processes import RedisServer, WebhookWorker, wait_for
+from testbed.processes import RedisServer, WebhookWorker, wait_for
 from tests.support.receivers import Receiver
 
 DB = 11

@@ -13,7 +13,7 @@ import pytest
 from openai import OpenAI
 
 from shared.redis_keys import JOB_INDEX_KEY
-from tests.support.processes import Gateway, wait_for
+from testbed.processes import Gateway, wait_for
 from tests.support.stack import Stack
 
 MAX_WAIT = 1.5

@@ -8,7 +8,7 @@ from shared.events import EventPublisher, event_from_message, event_from_stream_
 from shared.jobs import JobRepository, new_job_id, utcnow
 from shared.redis_keys import EVENTS_CHANNEL, job_events_key
 from shared.schemas import EventName, JobRead, JobStatus
-from tests.support.processes import RedisServer, wait_for
+from testbed.processes import RedisServer, wait_for
 
 
 def test_each_event_is_logged_and_published_with_the_same_id(redis_server: RedisServer) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from shared.redis_keys import job_events_key, job_key
+from testbed.processes import RedisServer, wait_for
 from tests.conftest import start_stack
-from tests.support.processes import RedisServer, wait_for
 from tests.support.stack import Stack
 
 

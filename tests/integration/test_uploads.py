@@ -14,7 +14,7 @@ import pytest
 from shared.jobs import DEFAULT_TENANT
 from shared.redis_keys import upload_record_key
 from shared.upload_records import UploadRecord, UploadRepository
-from tests.support.processes import RedisServer
+from testbed.processes import RedisServer
 from tests.support.stack import Stack
 
 ECHO_TRANSCRIPT = "this is the echo backend's transcript"

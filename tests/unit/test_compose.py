@@ -15,7 +15,7 @@ import yaml
 from shared.jobs import utcnow
 from shared.redis_keys import webhook_dispatcher_key
 from shared.workers import WorkerInfo, WorkerRegistry
-from tests.support.processes import REPO_ROOT, RedisServer
+from testbed.processes import REPO_ROOT, RedisServer
 
 DEPLOY = REPO_ROOT / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.support.processes import REPO_ROOT
+from testbed.processes import REPO_ROOT
 
 
 def _modules_after(code: str) -> set[str]:
@@ -48,3 +48,10 @@ def test_the_webhook_worker_imports_no_model_code() -> None:
     assert "celery" in modules and "httpx" in modules
     heavy = {"torch", "transformers", "faster_whisper", "ctranslate2", "numpy", "fastapi"}
     assert not {m for m in modules if m.split(".")[0] in heavy}
+
+
+def test_the_toy_checkpoint_builders_need_none_of_the_service_s_packages() -> None:
+    # bench/gpu_check.py imports them on a machine without Redis, httpx or Celery installed.
+    modules = _modules_after("import testbed.tiny_qwen2_audio, testbed.tiny_qwen_audio_chat")
+    service = {"redis", "httpx", "celery", "fastapi", "shared", "api", "worker"}
+    assert not {m for m in modules if m.split(".")[0] in service}

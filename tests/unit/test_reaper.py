@@ -19,7 +19,7 @@ from shared.redis_keys import RUNNING_JOBS_KEY
 from shared.running import RunningJobs
 from shared.schemas import JobRead, JobStatus
 from shared.tasks import queue_for_model
-from tests.support.processes import RedisServer, free_port
+from testbed.processes import RedisServer, free_port
 
 DB = 10
 
