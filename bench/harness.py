@@ -24,8 +24,8 @@ from typing import Any
 
 import psutil
 
+from testbed.paths import REPO_ROOT
 from testbed.processes import (
-    REPO_ROOT,
     S3_ENV,
     Gateway,
     Process,

@@ -76,42 +76,39 @@ def service_rest(service: dict[str, Any]) -> float:
 
 
 def e2e_rows(e2e: dict[str, Any]) -> list[list[Any]]:
-    rows = []
-    for c in e2e["clips"]:
-        d, s = c["direct"], c["service"]
-        rows.append(
-            [
-                f"`{c['clip']}`",
-                c["source"],
-                c["audio_seconds"],
-                f"{d['seconds']:.2f}",
-                f"{s['seconds']:.2f}",
-                f"{c['ratio']:.3f}",
-                c["same_transcript"],
-                c["same_answer"],
-                fmt(c.get("wer_direct"), 3),
-                fmt(c.get("wer_service"), 3),
-            ]
-        )
-    return rows
+    """Per clip: both ways' times, their ratio, and whether they heard and said the same."""
+    return [
+        [
+            f"`{c['clip']}`",
+            c["source"],
+            c["audio_seconds"],
+            f"{c['direct']['seconds']:.2f}",
+            f"{c['service']['seconds']:.2f}",
+            f"{c['ratio']:.3f}",
+            c["same_transcript"],
+            c["same_answer"],
+            fmt(c.get("wer_direct"), 3),
+            fmt(c.get("wer_service"), 3),
+        ]
+        for c in e2e["clips"]
+    ]
 
 
 def e2e_part_rows(e2e: dict[str, Any]) -> list[list[Any]]:
-    rows = []
-    for c in e2e["clips"]:
-        d, s = c["direct"], c["service"]
-        rows.append(
-            [
-                f"`{c['clip']}`",
-                f"{d['transcribe_seconds']:.2f}",
-                f"{d['answer_seconds']:.2f}",
-                f"{s['accepted_seconds']:.3f}",
-                f"{s['worker_transcribe_seconds'] or 0:.2f}",
-                f"{s['worker_answer_seconds'] or 0:.2f}",
-                f"{service_rest(s):.3f}",
-            ]
-        )
-    return rows
+    """Per clip: where each way's time went."""
+    return [_e2e_parts(c["clip"], c["direct"], c["service"]) for c in e2e["clips"]]
+
+
+def _e2e_parts(clip: str, direct: dict[str, Any], service: dict[str, Any]) -> list[Any]:
+    return [
+        f"`{clip}`",
+        f"{direct['transcribe_seconds']:.2f}",
+        f"{direct['answer_seconds']:.2f}",
+        f"{service['accepted_seconds']:.3f}",
+        f"{service['worker_transcribe_seconds'] or 0:.2f}",
+        f"{service['worker_answer_seconds'] or 0:.2f}",
+        f"{service_rest(service):.3f}",
+    ]
 
 
 def e2e_rest_p50(e2e: dict[str, Any]) -> float:

@@ -19,21 +19,6 @@ import redis
 from shared.redis_keys import webhook_dispatcher_key
 from testbed.paths import REPO_ROOT
 
-__all__ = [
-    "REPO_ROOT",
-    "S3_ENV",
-    "Gateway",
-    "Process",
-    "ProcessExited",
-    "RedisServer",
-    "S3Server",
-    "WebhookWorker",
-    "Worker",
-    "audiochat_command",
-    "free_port",
-    "wait_for",
-]
-
 
 def free_port() -> int:
     with socket.socket() as sock:

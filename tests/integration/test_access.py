@@ -17,7 +17,8 @@ import pytest
 from httpx_sse import connect_sse
 
 from api.auth import hash_api_key
-from testbed.processes import REPO_ROOT, RedisServer
+from testbed.paths import REPO_ROOT
+from testbed.processes import RedisServer
 from tests.conftest import start_stack
 from tests.support.stack import Stack
 

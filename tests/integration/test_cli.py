@@ -20,7 +20,8 @@ import pytest
 from api.auth import hash_api_key
 from shared.jobs import utcnow
 from shared.workers import WorkerInfo, WorkerRegistry
-from testbed.processes import REPO_ROOT, RedisServer, audiochat_command, free_port
+from testbed.paths import REPO_ROOT
+from testbed.processes import RedisServer, audiochat_command, free_port
 from tests.conftest import start_stack
 from tests.support.stack import Stack
 

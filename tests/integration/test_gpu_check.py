@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from testbed import tiny_qwen_audio_chat
-from testbed.processes import REPO_ROOT
+from testbed.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,8 @@ import yaml
 from shared.jobs import utcnow
 from shared.redis_keys import webhook_dispatcher_key
 from shared.workers import WorkerInfo, WorkerRegistry
-from testbed.processes import REPO_ROOT, RedisServer
+from testbed.paths import REPO_ROOT
+from testbed.processes import RedisServer
 
 DEPLOY = REPO_ROOT / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"

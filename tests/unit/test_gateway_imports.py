@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from testbed.processes import REPO_ROOT
+from testbed.paths import REPO_ROOT
 
 
 def _modules_after(code: str) -> set[str]:
