@@ -23,10 +23,10 @@ from typing import BinaryIO, cast
 from api.deps import Services
 from api.openai_schemas import ChatCompletionRequest, ChatMessage, InputAudioPart, TextPart
 from api.submission import IncomingAudio, submit_job
-from api.uploads import store_upload
+from api.upload_intake import store_upload
 from shared.errors import InvalidAudio, MissingInput, UploadTooLarge
 from shared.schemas import HistoryTurn, JobCreate, JobRead
-from shared.uploads import UploadRecord
+from shared.upload_records import UploadRecord
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from shared.jobs import JobRepository
 from shared.quota import StorageQuota
 from shared.retention import ObjectExpiry
 from shared.storage import AudioStore
-from shared.uploads import UploadRepository
+from shared.upload_records import UploadRepository
 from shared.webhook_secrets import WebhookSecrets
 from shared.workers import WorkerRegistry
 

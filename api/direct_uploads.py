@@ -14,6 +14,7 @@ import logging
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from api.audio_checks import check_audio
 from api.deps import Services
@@ -21,7 +22,7 @@ from shared.errors import Conflict, ServiceError, UploadTooLarge
 from shared.jobs import utcnow
 from shared.quota import Stored
 from shared.storage import ObjectNotFound, S3Store, escape_filename, staging_key, upload_key
-from shared.uploads import UploadIncomplete, UploadRecord, new_upload_id
+from shared.upload_records import UploadIncomplete, UploadRecord, new_upload_id
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def _s3(services: Services) -> S3Store:
 
 def create_direct_upload(
     services: Services, tenant: str, filename: str | None, declared_bytes: int | None
-) -> tuple[UploadRecord, dict[str, object]]:
+) -> tuple[UploadRecord, dict[str, Any]]:
     """Record a pending upload and return it with its presigned form (`url`, `fields`). The
     form allows the declared size, else the largest upload, and that much counts against the
     tenant's audio quota from now on: the file lands in the store whether or not a job ever

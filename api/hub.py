@@ -29,14 +29,13 @@ import redis.exceptions
 from sse_starlette import ServerSentEvent
 
 from shared.events import (
-    EVENTS_CHANNEL,
     MalformedEvent,
     UnknownEvent,
     entry_number,
     event_from_message,
     event_from_stream_entry,
-    job_events_key,
 )
+from shared.redis_keys import EVENTS_CHANNEL, job_events_key
 from shared.schemas import EventName, JobEvent
 
 logger = logging.getLogger(__name__)

@@ -20,12 +20,14 @@ from typing import BinaryIO
 
 import redis
 
-from shared.events import idempotency_key
+from shared.redis_keys import idempotency_key
 from shared.schemas import JobCreate
 
 
 @dataclass(frozen=True)
-class Claim:
+class IdempotencyClaim:
+    """What an `Idempotency-Key` was first used for: the job, and a fingerprint of the request."""
+
     job_id: str
     fingerprint: str
 
@@ -64,10 +66,10 @@ class IdempotencyKeys:
         return idempotency_key(tenant, hashlib.sha256(key.encode()).hexdigest())
 
     @staticmethod
-    def _value(claim: Claim) -> str:
+    def _value(claim: IdempotencyClaim) -> str:
         return json.dumps({"job_id": claim.job_id, "fingerprint": claim.fingerprint})
 
-    def claim(self, tenant: str, key: str, claim: Claim) -> Claim | None:
+    def claim(self, tenant: str, key: str, claim: IdempotencyClaim) -> IdempotencyClaim | None:
         """Claim `key` for a new job; None if claimed now, else the earlier claim."""
         name = self._key(tenant, key)
         if self._redis.set(name, self._value(claim), nx=True, ex=self._pending):
@@ -76,9 +78,9 @@ class IdempotencyKeys:
         if raw is None:  # expired between the two calls: try once more
             return self.claim(tenant, key, claim)
         earlier = json.loads(raw)
-        return Claim(job_id=earlier["job_id"], fingerprint=earlier["fingerprint"])
+        return IdempotencyClaim(job_id=earlier["job_id"], fingerprint=earlier["fingerprint"])
 
-    def confirm(self, tenant: str, key: str, claim: Claim) -> bool:
+    def confirm(self, tenant: str, key: str, claim: IdempotencyClaim) -> bool:
         """Keep the claim for the retention now that its job exists; False if the key was
         claimed by another request meanwhile (this one outlived its pending time)."""
         args: list[str | int] = [self._value(claim), self._retention]

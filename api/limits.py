@@ -11,8 +11,8 @@ import redis
 import redis.asyncio as aioredis
 
 from shared.errors import QueueFull, TooManyActiveJobs, TooManyRequests
-from shared.events import rate_window_key
 from shared.jobs import JobRepository
+from shared.redis_keys import rate_window_key
 from shared.tasks import queue_for_model
 
 

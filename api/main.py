@@ -9,8 +9,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis
-import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -23,6 +21,7 @@ from api.metrics import GatewayMetrics, MetricsMiddleware
 from api.metrics import router as metrics_router
 from api.problems import install_problem_handlers
 from api.queue import JobQueue
+from api.redis_clients import open_redis
 from api.request_body import RequestBodyLimits, body_limit
 from api.routes import chat, health, jobs, models, transcriptions, uploads, web, webhooks
 from shared.config import Settings
@@ -31,39 +30,15 @@ from shared.jobs import JobRepository
 from shared.quota import StorageQuota, Stored
 from shared.retention import ObjectExpiry
 from shared.storage import open_store
-from shared.uploads import UploadRepository
+from shared.upload_records import UploadRepository
 from shared.webhook_secrets import WebhookSecrets
 from shared.workers import WorkerRegistry
 
 logger = logging.getLogger(__name__)
 
 
-# A request fails within about this long while Redis is down or frozen (connect and read each
-# time out after it; no retries), rather than hanging: the client gets 503 and retries.
-REDIS_TIMEOUT_SECONDS = 2
-
-
 def _open_services(settings: Settings) -> Services:
-    limit = settings.redis_max_connections
-    # `timeout`: how long a request waits for a free connection when all are in use.
-    timeouts = {
-        "timeout": REDIS_TIMEOUT_SECONDS,
-        "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
-        "socket_timeout": REDIS_TIMEOUT_SECONDS,
-        "health_check_interval": 30,
-    }
-    sync_client = redis.Redis(
-        connection_pool=redis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=limit, **timeouts
-        )
-    )
-    # The event subscription reads without a timeout all the same (redis-py blocks on pub/sub
-    # reads); every other command on this pool fails like the sync ones.
-    async_client = aioredis.Redis(
-        connection_pool=aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=limit, **timeouts
-        )
-    )
+    sync_client, async_client = open_redis(settings)
     return Services(
         settings=settings,
         redis=sync_client,

@@ -19,9 +19,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import Services
 from shared.errors import WorkerLost
-from shared.events import REAPER_LOCK_KEY
-from shared.outcomes import fail_job
-from shared.running import Claim, RunningJobs
+from shared.job_endings import fail_job
+from shared.redis_keys import REAPER_LOCK_KEY
+from shared.running import RunningJobs, StageClaim
 from shared.schemas import JobStatus
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def reap(services: Services, running: RunningJobs) -> int:
     return handled
 
 
-def _reap_one(services: Services, claim: Claim) -> None:
+def _reap_one(services: Services, claim: StageClaim) -> None:
     job = services.jobs.get(claim.job_id)
     if job is None or job.status.is_terminal:
         return

@@ -8,6 +8,8 @@ from typing import Any
 import redis
 from celery import Celery, chain
 
+from api.redis_clients import REDIS_TIMEOUT_SECONDS
+from shared.celery_settings import producer_settings
 from shared.config import Settings
 from shared.schemas import JobRead, JobTask
 from shared.tasks import ANSWER_TASK, TRANSCRIBE_TASK, queue_for_model
@@ -18,19 +20,8 @@ class JobQueue:
 
     def __init__(self, settings: Settings) -> None:
         self._celery = Celery("audiochat-gateway", set_as_current=False)
-        self._celery.conf.update(
-            broker_url=settings.redis_url,
-            broker_transport_options={
-                "visibility_timeout": settings.broker_visibility_timeout,
-                # Sending a task fails fast, like every other Redis call of the gateway.
-                "socket_timeout": 2,
-                "socket_connect_timeout": 2,
-            },
-            broker_connection_timeout=2,
-            broker_connection_retry=False,
-            task_serializer="json",
-            task_ignore_result=True,
-        )
+        # Sending a task fails fast, like every other Redis call of the gateway.
+        self._celery.conf.update(producer_settings(settings, REDIS_TIMEOUT_SECONDS))
 
     def enqueue(self, job: JobRead, from_stage: str = "transcribe") -> None:
         """Send the job's stages: transcribe if there is audio, answer unless transcribing only.

@@ -17,7 +17,7 @@ import redis.exceptions
 from api.audio_checks import check_audio
 from api.deps import Services
 from api.direct_uploads import ready_upload
-from api.idempotency import Claim, fingerprint
+from api.idempotency import IdempotencyClaim, fingerprint
 from api.limits import check_capacity
 from shared.errors import (
     AudioTooLong,
@@ -83,7 +83,7 @@ def submit_job(
     job_id = new_job_id()
     if idempotency_key is None:
         return _create(services, options, audio, tenant, job_id)
-    claim = Claim(job_id, fingerprint(options, [part.stream for part in audio]))
+    claim = IdempotencyClaim(job_id, fingerprint(options, [part.stream for part in audio]))
     earlier = services.idempotency.claim(tenant, idempotency_key, claim)
     if earlier is not None:
         if earlier.fingerprint != claim.fingerprint:

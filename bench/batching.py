@@ -40,8 +40,8 @@ from bench.harness import (
     services,
 )
 from bench.stats import summary_ms
-from tests.support import tiny_qwen2_audio, tiny_qwen_audio_chat
-from tests.support.processes import Worker, free_port
+from testbed import tiny_qwen2_audio, tiny_qwen_audio_chat
+from testbed.processes import Worker, free_port
 
 LEVELS = (1, 2, 4, 8)
 CONCURRENCY = 8

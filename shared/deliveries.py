@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 
-from shared.events import WEBHOOK_TOKENS_KEY, WEBHOOKS_DUE_KEY, job_deliveries_key
+from shared.redis_keys import WEBHOOK_TOKENS_KEY, WEBHOOKS_DUE_KEY, job_deliveries_key
 from shared.schemas import WebhookDelivery
 
 # Take what is due, push it a lease ahead, and hand each a fresh token.

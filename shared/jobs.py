@@ -17,7 +17,7 @@ import redis
 from pydantic_core import to_jsonable_python
 
 from shared.deliveries import WebhookDeliveries
-from shared.events import (
+from shared.redis_keys import (
     JOB_INDEX_KEY,
     UNSENT_JOBS_KEY,
     job_deliveries_key,

@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from shared.errors import StorageQuotaExceeded
-from shared.events import tenant_storage_key
+from shared.redis_keys import tenant_storage_key
 
 # KEYS: the tenant's buckets, oldest first, the current one last. ARGV: bytes to add, quota,
 # when the current bucket expires (unix seconds). Returns {1, used after} or, refused,

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from shared.events import OBJECT_EXPIRY_KEY
+from shared.redis_keys import OBJECT_EXPIRY_KEY
 from shared.storage import AudioStore
 
 logger = logging.getLogger(__name__)

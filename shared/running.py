@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from shared.events import RUNNING_JOBS_KEY, job_key, worker_key
+from shared.redis_keys import RUNNING_JOBS_KEY, job_key, worker_key
 
 # KEYS: running hash, job record. ARGV: job id, worker, stage, now, worker-key prefix.
 # Returns the stage's attempt number, or -1 if a live worker holds the job.
@@ -45,7 +45,9 @@ return 0
 
 
 @dataclass(frozen=True)
-class Claim:
+class StageClaim:
+    """A worker's hold on a job's stage while it runs it (read back by the reaper)."""
+
     job_id: str
     worker: str
     stage: str
@@ -69,18 +71,18 @@ class RunningJobs:
     def release(self, job_id: str) -> None:
         self._redis.hdel(RUNNING_JOBS_KEY, job_id)
 
-    def release_stale(self, claim: Claim) -> bool:
+    def release_stale(self, claim: StageClaim) -> bool:
         """Delete a claim found stale, unless the job has been claimed again since."""
         args: list[str | bytes] = [claim.job_id, claim.raw]
         return bool(self._release_if_unchanged(keys=[RUNNING_JOBS_KEY], args=args))
 
-    def stale(self, grace_seconds: float) -> list[Claim]:
+    def stale(self, grace_seconds: float) -> list[StageClaim]:
         """Claims nobody is working on: the worker's heartbeat expired, or the worker is
         alive but its heartbeat shows another job (its stage died without ending the job,
         say while Redis was down), for longer than `grace_seconds` after the claim."""
         raw: Any = self._redis.hgetall(RUNNING_JOBS_KEY)
         claims = [
-            Claim(job_id=k.decode() if isinstance(k, bytes) else k, raw=v, **json.loads(v))
+            StageClaim(job_id=k.decode() if isinstance(k, bytes) else k, raw=v, **json.loads(v))
             for k, v in raw.items()
         ]
         if not claims:

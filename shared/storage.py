@@ -12,7 +12,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import quote, unquote, urlparse
 
 import boto3
@@ -21,6 +21,10 @@ import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 
 from shared.config import S3Settings, Settings
+
+if TYPE_CHECKING:
+    # The boto3 type stubs (dev extra); the gateway and workers run without them.
+    from mypy_boto3_s3 import S3Client
 from shared.errors import Conflict, ServiceError, StorageUnavailable, UploadTooLarge
 
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*$")
@@ -132,8 +136,8 @@ class UploadChanged(Conflict):
     title = "The uploaded object changed while it was being checked"
 
 
-def _s3_client(s3: S3Settings, endpoint_url: str | None) -> Any:
-    return boto3.client(
+def _s3_client(s3: S3Settings, endpoint_url: str | None) -> S3Client:
+    client: S3Client = boto3.client(
         "s3",
         endpoint_url=endpoint_url,
         region_name=s3.region,
@@ -149,15 +153,16 @@ def _s3_client(s3: S3Settings, endpoint_url: str | None) -> Any:
             signature_version="s3v4",
         ),
     )
+    return client
 
 
 class S3Store:
     """Objects in an S3 bucket (MinIO, AWS, or any S3-compatible server) through boto3."""
 
-    def __init__(self, client: object, bucket: str, presigner: object | None = None) -> None:
+    def __init__(self, client: S3Client, bucket: str, presigner: S3Client | None = None) -> None:
         self._s3 = client
         # Signs presigned uploads with the endpoint clients reach, which may not be ours.
-        self._presigner: Any = presigner or client
+        self._presigner = presigner or client
         self.bucket = bucket
         # Threaded uploads read parts ahead into memory: by default a 100 MB upload grew the
         # gateway by ~100 MB, and even with two parts in flight by 36 MB (15 MB for 10 MB).
@@ -188,7 +193,7 @@ class S3Store:
         """Copy an object of at most `max_bytes` to a local file; returns its ETag. A larger
         object is UploadTooLarge before a byte of it is read."""
         try:
-            got = self._s3.get_object(Bucket=self.bucket, Key=_checked_key(key))  # type: ignore[attr-defined]
+            got = self._s3.get_object(Bucket=self.bucket, Key=_checked_key(key))
             if got["ContentLength"] > max_bytes:
                 got["Body"].close()
                 raise UploadTooLarge(f"the upload is larger than {max_bytes} bytes")
@@ -215,7 +220,7 @@ class S3Store:
         """Copy `source` to `destination` only if it is still the object with `etag`: what was
         checked is what is kept, even if the client uploads again meanwhile."""
         try:
-            copied = self._s3.copy_object(  # type: ignore[attr-defined]
+            copied = self._s3.copy_object(
                 Bucket=self.bucket,
                 Key=_checked_key(destination),
                 CopySource={"Bucket": self.bucket, "Key": _checked_key(source)},
@@ -237,17 +242,17 @@ class S3Store:
     def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist yet."""
         try:
-            self._s3.head_bucket(Bucket=self.bucket)  # type: ignore[attr-defined]
+            self._s3.head_bucket(Bucket=self.bucket)
         except botocore.exceptions.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
                 raise StorageUnavailable(str(exc)) from exc
-            self._s3.create_bucket(Bucket=self.bucket)  # type: ignore[attr-defined]
+            self._s3.create_bucket(Bucket=self.bucket)
         except botocore.exceptions.BotoCoreError as exc:
             raise StorageUnavailable(str(exc)) from exc
 
     def put(self, key: str, source: BinaryIO, metadata: dict[str, str]) -> None:
         try:
-            self._s3.upload_fileobj(  # type: ignore[attr-defined]
+            self._s3.upload_fileobj(
                 source,
                 self.bucket,
                 _checked_key(key),
@@ -259,8 +264,8 @@ class S3Store:
 
     def download(self, key: str, destination: Path) -> dict[str, str]:
         try:
-            self._s3.download_file(self.bucket, _checked_key(key), str(destination))  # type: ignore[attr-defined]
-            head = self._s3.head_object(Bucket=self.bucket, Key=key)  # type: ignore[attr-defined]
+            self._s3.download_file(self.bucket, _checked_key(key), str(destination))
+            head = self._s3.head_object(Bucket=self.bucket, Key=key)
         except botocore.exceptions.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
                 raise ObjectNotFound(f"no object {key}") from exc
@@ -271,13 +276,13 @@ class S3Store:
 
     def delete(self, key: str) -> None:
         try:
-            self._s3.delete_object(Bucket=self.bucket, Key=_checked_key(key))  # type: ignore[attr-defined]
+            self._s3.delete_object(Bucket=self.bucket, Key=_checked_key(key))
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise StorageUnavailable(str(exc)) from exc
 
     def check(self) -> None:
         try:
-            self._s3.head_bucket(Bucket=self.bucket)  # type: ignore[attr-defined]
+            self._s3.head_bucket(Bucket=self.bucket)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise StorageUnavailable(str(exc)) from exc
 

@@ -23,7 +23,7 @@ import redis
 from pydantic import BaseModel
 
 from shared.errors import Conflict
-from shared.events import webhook_secret_key
+from shared.redis_keys import webhook_secret_key
 
 SECRET_PREFIX = "whsec_"
 

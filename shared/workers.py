@@ -9,7 +9,7 @@ from typing import Any
 import redis
 from pydantic import BaseModel, Field
 
-from shared.events import WORKERS_KEY, worker_key
+from shared.redis_keys import WORKERS_KEY, worker_key
 
 
 class WorkerInfo(BaseModel):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import REPO_ROOT, S3_ENV, Gateway, RedisServer, S3Server, Worker
+from testbed.paths import REPO_ROOT
+from testbed.processes import S3_ENV, Gateway, RedisServer, S3Server, Worker
 from tests.support.stack import Stack
 
 SHARED_AUDIO = REPO_ROOT.parent / "shared" / "audio"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import redis
 
 from shared.deliveries import Dispatch, WebhookDeliveries
-from shared.events import webhook_dispatcher_key
+from shared.redis_keys import webhook_dispatcher_key
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,8 @@
-"""The Celery app factory and the settings long-running model tasks need."""
+"""The Celery app factory and the settings long-running model tasks need.
+
+What a worker sends (a chain's next stage) goes out as the gateway's tasks do:
+`shared.celery_settings.producer_settings`, which these settings extend.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,15 @@ from typing import Any
 
 from celery import Celery
 
+from shared.celery_settings import producer_settings
 from shared.config import Settings
 from shared.tasks import queue_for_model
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    """Celery settings shared by the workers and the gateway's producer."""
+    """Celery settings of a worker: the producer's, and what consuming long tasks needs."""
     return {
-        "broker_url": settings.redis_url,
+        **producer_settings(settings),
         # A task is unacknowledged until it finishes, so a worker that dies mid-stage leaves it
         # on the broker to be delivered again after the visibility timeout.
         "task_acks_late": True,
@@ -22,11 +27,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Reserve a task only when a thread is free to run it: a busy worker never hides a
         # backlog from idle workers, or from an autoscaler reading the queue's length.
         "worker_disable_prefetch": True,
-        "broker_transport_options": {"visibility_timeout": settings.broker_visibility_timeout},
         "broker_connection_retry_on_startup": True,
-        # Job state lives in audiochat's own records; Celery keeps no results.
-        "task_ignore_result": True,
-        "task_serializer": "json",
         "accept_content": ["json"],
         "task_default_queue": queue_for_model(settings.model),
         "worker_hijack_root_logger": False,

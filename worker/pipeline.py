@@ -30,8 +30,8 @@ from shared.errors import (
     WorkerLost,
 )
 from shared.events import EventPublisher
+from shared.job_endings import end_job, fail_job
 from shared.jobs import JobRepository, utcnow
-from shared.outcomes import end_job, fail_job
 from shared.running import HELD_ELSEWHERE, RunningJobs
 from shared.schemas import (
     EventName,

@@ -13,6 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.conversation import ChatJob, submit_chat
 from api.deps import Services, ServicesDep, TenantDep
+from api.forms import JSON, request_body, sent_as
+from api.job_waits import JobOutcome, TranscriptHook, apply_event, not_finished, wait_for_end
 from api.openai_errors import OpenAIRoute, error_body, openai_error, status_for_code
 from api.openai_schemas import (
     AssistantMessage,
@@ -26,7 +28,6 @@ from api.openai_schemas import (
     usage_of,
 )
 from api.openai_sse import data_event, done_event, openai_stream
-from api.outcomes import JobOutcome, TranscriptHook, apply_event, not_finished, wait_for_end
 from api.request_body import chat_body_limit
 from shared.errors import ServiceUnavailable, UnsupportedMediaType, UploadTooLarge
 from shared.schemas import EventName
@@ -40,7 +41,7 @@ async def read_chat_request(request: Request, max_audio_bytes: int) -> ChatCompl
     """The chat request, its body refused with 413 as soon as it is larger than audio can make
     it; the raw body is let go as soon as it is parsed (the base64 audio in it can be tens of
     MB, and the parsed request holds that text once more)."""
-    if not request.headers.get("content-type", "").startswith("application/json"):
+    if not sent_as(request, JSON):
         raise UnsupportedMediaType("send the chat request as application/json")
     limit = chat_body_limit(max_audio_bytes)
     declared = request.headers.get("content-length", "")
@@ -82,12 +83,7 @@ def _transcript_hook(services: Services, tenant: str, submitted: ChatJob) -> Tra
 @router.post(
     "/chat/completions",
     response_model=ChatCompletion,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema()}},
-        }
-    },
+    openapi_extra=request_body(json=ChatCompletionRequest.model_json_schema()),
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def chat_completions(request: Request, services: ServicesDep, tenant: TenantDep) -> Response:

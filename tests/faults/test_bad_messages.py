@@ -7,9 +7,9 @@ import json
 
 import httpx
 
-from shared.events import EVENTS_CHANNEL
+from shared.redis_keys import EVENTS_CHANNEL
+from testbed.processes import wait_for
 from tests.faults.conftest import FaultStack
-from tests.support.processes import wait_for
 
 BAD_MESSAGES: list[bytes | str] = [
     b"not json",

@@ -8,9 +8,9 @@ import socket
 import time
 from pathlib import Path
 
-from shared.events import JOB_INDEX_KEY
+from shared.redis_keys import JOB_INDEX_KEY
+from testbed.processes import wait_for
 from tests.faults.conftest import FAULT_SETTINGS, FaultStack
-from tests.support.processes import wait_for
 
 
 def _open_fds(pid: int) -> int:

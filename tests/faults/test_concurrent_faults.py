@@ -8,8 +8,8 @@ import time
 from datetime import datetime
 
 from shared.workers import WorkerRegistry
+from testbed.processes import wait_for
 from tests.faults.conftest import FaultStack
-from tests.support.processes import wait_for
 
 
 def test_sigkill_mid_batch_runs_every_stage_of_the_batch_again(supervised: FaultStack) -> None:

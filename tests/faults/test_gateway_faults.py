@@ -10,11 +10,12 @@ from pathlib import Path
 
 import httpx
 
-from shared.events import EventPublisher, idempotency_key
+from shared.events import EventPublisher
 from shared.jobs import DEFAULT_TENANT, JobRepository, new_job_id, utcnow
+from shared.redis_keys import idempotency_key
 from shared.schemas import EventName, JobRead, JobStatus
+from testbed.processes import wait_for
 from tests.faults.conftest import FAULT_SETTINGS, FaultStack
-from tests.support.processes import wait_for
 
 
 def test_a_gateway_killed_after_claiming_an_idempotency_key_does_not_lock_it(

@@ -11,8 +11,8 @@ import redis
 
 from shared.jobs import utcnow
 from shared.workers import WorkerInfo, WorkerRegistry
+from testbed.processes import RedisServer, wait_for
 from tests.faults.conftest import FaultStack
-from tests.support.processes import RedisServer, wait_for
 
 
 def _freeze(server: RedisServer) -> None:

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from shared.events import JOB_INDEX_KEY, RUNNING_JOBS_KEY, job_events_key
+from shared.redis_keys import JOB_INDEX_KEY, RUNNING_JOBS_KEY, job_events_key
+from testbed.processes import wait_for
 from tests.faults.conftest import FaultStack
-from tests.support.processes import wait_for
 
 BALLAST = "test:ballast"
 

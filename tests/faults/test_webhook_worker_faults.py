@@ -21,13 +21,14 @@ from celery import Celery
 from standardwebhooks.webhooks import Webhook
 
 from shared.deliveries import WebhookDeliveries
-from shared.events import EventPublisher, job_deliveries_key, job_key
+from shared.events import EventPublisher
+from shared.job_endings import end_job
 from shared.jobs import JobRepository, new_job_id, utcnow
-from shared.outcomes import end_job
+from shared.redis_keys import job_deliveries_key, job_key
 from shared.schemas import JobRead, JobStatus, JobWebhook
 from shared.tasks import DELIVER_WEBHOOK_TASK, WEBHOOKS_QUEUE
 from shared.webhook_secrets import WebhookSecrets
-from tests.support.processes import RedisServer, WebhookWorker, wait_for
+from testbed.processes import RedisServer, WebhookWorker, wait_for
 from tests.support.receivers import Receiver
 
 DB = 11

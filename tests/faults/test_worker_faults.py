@@ -6,8 +6,8 @@ import signal
 import threading
 from pathlib import Path
 
+from testbed.processes import wait_for
 from tests.faults.conftest import FaultStack
-from tests.support.processes import wait_for
 
 
 def test_sigkill_mid_stage_runs_the_stage_again_and_the_job_finishes(

@@ -17,8 +17,9 @@ import pytest
 from httpx_sse import connect_sse
 
 from api.auth import hash_api_key
+from testbed.paths import REPO_ROOT
+from testbed.processes import RedisServer
 from tests.conftest import start_stack
-from tests.support.processes import REPO_ROOT, RedisServer
 from tests.support.stack import Stack
 
 TENANTS = ("alice", "bob", "carol", "dave", "acme.eu", "a.b.c")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.events import JOB_INDEX_KEY
+from shared.redis_keys import JOB_INDEX_KEY
 from tests.support.stack import Stack
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from shared.config import Settings
 from shared.errors import ModelError
-from tests.support import tiny_qwen2_audio
+from testbed import tiny_qwen2_audio
 from worker.audio import SAMPLE_RATE, decode_audio
 from worker.backends.base import AnswerRequest, GenerationStats, Turn
 from worker.backends.qwen2_audio import Qwen2AudioBackend, runner

@@ -12,8 +12,8 @@ import openai
 import pytest
 from openai import OpenAI
 
-from shared.events import JOB_INDEX_KEY
-from tests.support.processes import Gateway, wait_for
+from shared.redis_keys import JOB_INDEX_KEY
+from testbed.processes import Gateway, wait_for
 from tests.support.stack import Stack
 
 MAX_WAIT = 1.5

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.events import JOB_INDEX_KEY, job_events_key
-from tests.support.processes import wait_for
+from shared.redis_keys import JOB_INDEX_KEY, job_events_key
+from testbed.processes import wait_for
 from tests.support.stack import Stack
 
 

@@ -20,8 +20,9 @@ import pytest
 from api.auth import hash_api_key
 from shared.jobs import utcnow
 from shared.workers import WorkerInfo, WorkerRegistry
+from testbed.paths import REPO_ROOT
+from testbed.processes import RedisServer, audiochat_command, free_port
 from tests.conftest import start_stack
-from tests.support.processes import REPO_ROOT, RedisServer, audiochat_command, free_port
 from tests.support.stack import Stack
 
 API_KEY = "ac_cli_test_key"

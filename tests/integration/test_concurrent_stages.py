@@ -16,8 +16,8 @@ import pytest
 
 from shared.tasks import queue_for_model
 from shared.workers import WorkerRegistry
+from testbed.processes import RedisServer, free_port, wait_for
 from tests.conftest import start_stack
-from tests.support.processes import RedisServer, free_port, wait_for
 from tests.support.stack import Stack
 
 CONCURRENCY = 4

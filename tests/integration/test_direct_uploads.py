@@ -19,10 +19,10 @@ import httpx
 import numpy as np
 import pytest
 
+from testbed.processes import S3_ENV, Gateway, RedisServer, S3Server
 from tests.conftest import start_stack
 from tests.integration.test_cli import audiochat
 from tests.support.audio_files import write_wav
-from tests.support.processes import S3_ENV, Gateway, RedisServer, S3Server
 from tests.support.stack import Stack
 
 BUCKET = "audiochat-direct"

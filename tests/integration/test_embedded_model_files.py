@@ -12,7 +12,7 @@ import pytest
 
 from shared.config import EmbeddedSettings
 from shared.workers import WorkerRegistry
-from tests.support.processes import ProcessExited, RedisServer, Worker
+from testbed.processes import ProcessExited, RedisServer, Worker
 from worker.backends.local_models import GGUF_MAGIC, whisper_folder
 
 

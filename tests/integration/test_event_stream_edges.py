@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from shared.events import job_events_key
-from tests.support.processes import wait_for
+from shared.redis_keys import job_events_key
+from testbed.processes import wait_for
 from tests.support.stack import Stack
 
 

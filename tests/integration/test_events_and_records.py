@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import json
 
-from shared.events import (
-    EVENTS_CHANNEL,
-    EventPublisher,
-    event_from_message,
-    event_from_stream_entry,
-    job_events_key,
-)
+from shared.events import EventPublisher, event_from_message, event_from_stream_entry
 from shared.jobs import JobRepository, new_job_id, utcnow
+from shared.redis_keys import EVENTS_CHANNEL, job_events_key
 from shared.schemas import EventName, JobRead, JobStatus
-from tests.support.processes import RedisServer, wait_for
+from testbed.processes import RedisServer, wait_for
 
 
 def test_each_event_is_logged_and_published_with_the_same_id(redis_server: RedisServer) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import tiny_qwen_audio_chat
-from tests.support.processes import REPO_ROOT
+from testbed import tiny_qwen_audio_chat
+from testbed.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.events import JOB_INDEX_KEY
+from shared.redis_keys import JOB_INDEX_KEY
 from tests.support.stack import Stack
 
 

@@ -20,9 +20,9 @@ from httpx_sse import connect_sse
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.config import Settings
+from testbed.processes import RedisServer, free_port, wait_for
 from tests.conftest import start_stack
 from tests.fakes.backends import ScriptedBackend
-from tests.support.processes import RedisServer, free_port, wait_for
 from tests.support.stack import Stack
 from worker.backends.base import AnswerRequest, GenerationStats
 

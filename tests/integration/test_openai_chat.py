@@ -14,7 +14,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.support.processes import wait_for
+from testbed.processes import wait_for
 from tests.support.stack import Stack
 
 ECHO_TRANSCRIPT = "this is the echo backend's transcript"

@@ -12,7 +12,8 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from tests.support.processes import REPO_ROOT, Process, free_port, wait_for
+from testbed.paths import REPO_ROOT
+from testbed.processes import Process, free_port, wait_for
 from tests.support.stack import Stack
 
 CONFIG = REPO_ROOT / "deploy" / "nginx.conf"

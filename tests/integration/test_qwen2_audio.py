@@ -17,11 +17,11 @@ import httpx
 import pytest
 
 from shared.workers import WorkerRegistry
+from testbed import tiny_qwen2_audio
+from testbed.processes import RedisServer, free_port
 from tests.conftest import start_stack
 from tests.fakes.qwen2_audio import FAILURE
-from tests.support import tiny_qwen2_audio
 from tests.support.audio_files import convert, long_speech
-from tests.support.processes import RedisServer, free_port
 from tests.support.stack import SseEvent, Stack
 
 pytestmark = pytest.mark.slow

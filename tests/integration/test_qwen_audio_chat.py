@@ -2,7 +2,7 @@
 environment.
 
 The checkpoint is built from `../shared/models/qwen-audio-chat` with tiny random weights
-(tests/support/tiny_qwen_audio_chat.py). Its text is garbage, so every answer is compared with
+(testbed/tiny_qwen_audio_chat.py). Its text is garbage, so every answer is compared with
 what the checkpoint's own `model.chat()` says, greedily, for the same input (the `reference`
 probe): equal text means the same audio, history and question reached the model, and the
 streamed tokens were decoded as the checkpoint decodes them.
@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 
 from shared.config import Settings
-from tests.support import qwen_audio_chat_probe, tiny_qwen_audio_chat
+from testbed import tiny_qwen_audio_chat
+from testbed.processes import Gateway, RedisServer, Worker, wait_for
+from tests.support import qwen_audio_chat_probe
 from tests.support.audio_files import long_speech, write_wav
-from tests.support.processes import Gateway, RedisServer, Worker, wait_for
 from tests.support.stack import SseEvent, Stack
 from worker.audio import SAMPLE_RATE, decode_audio
 from worker.backends.base import AnswerRequest

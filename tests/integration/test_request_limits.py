@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.processes import Gateway, wait_for
+from testbed.processes import Gateway, wait_for
 from tests.support.stack import Stack
 
 WAV = "1089_134686_000007_000004.wav"  # 432 kB: its base64 is 576 kB

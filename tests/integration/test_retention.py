@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.events import job_events_key, job_key
+from shared.redis_keys import job_events_key, job_key
+from testbed.processes import RedisServer, wait_for
 from tests.conftest import start_stack
-from tests.support.processes import RedisServer, wait_for
 from tests.support.stack import Stack
 
 

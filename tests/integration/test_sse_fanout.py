@@ -7,7 +7,7 @@ import threading
 import httpx
 from httpx_sse import connect_sse
 
-from tests.support.processes import Gateway
+from testbed.processes import Gateway
 from tests.support.stack import Stack
 
 

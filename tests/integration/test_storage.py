@@ -11,7 +11,7 @@ import pytest
 from shared.config import S3Settings, Settings
 from shared.errors import StorageUnavailable
 from shared.storage import AudioStore, LocalDirectoryStore, ObjectNotFound, S3Store, open_store
-from tests.support.processes import S3Server, free_port
+from testbed.processes import S3Server, free_port
 
 
 def _s3_settings(endpoint: str, bucket: str) -> Settings:

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from api.auth import hash_api_key
-from shared.events import JOB_INDEX_KEY
-from tests.support.processes import Gateway
+from shared.redis_keys import JOB_INDEX_KEY
+from testbed.processes import Gateway
 from tests.support.stack import Stack
 
 KEYS = {"quota-a": "ac_quota_key_a", "quota-b": "ac_quota_key_b"}

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.events import upload_record_key
 from shared.jobs import DEFAULT_TENANT
-from shared.uploads import UploadRecord, UploadRepository
-from tests.support.processes import RedisServer
+from shared.redis_keys import upload_record_key
+from shared.upload_records import UploadRecord, UploadRepository
+from testbed.processes import RedisServer
 from tests.support.stack import Stack
 
 ECHO_TRANSCRIPT = "this is the echo backend's transcript"

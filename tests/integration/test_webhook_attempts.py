@@ -172,7 +172,7 @@ def test_answers_decide_whether_to_retry(receiver: Receiver, path: str, verdict:
 
 
 def test_a_closed_port_is_retryable() -> None:
-    from tests.support.processes import free_port
+    from testbed.processes import free_port
 
     result = _send(f"http://127.0.0.1:{free_port()}/x")
     assert result.verdict == "retry" and "request failed" in (result.error or "")

@@ -17,8 +17,9 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from api.auth import hash_api_key
+from testbed.paths import REPO_ROOT
+from testbed.processes import RedisServer, WebhookWorker, wait_for
 from tests.conftest import start_stack
-from tests.support.processes import REPO_ROOT, RedisServer, WebhookWorker, wait_for
 from tests.support.receivers import Received, Receiver
 from tests.support.stack import Stack
 

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.support.processes import REPO_ROOT
+from testbed.paths import REPO_ROOT
 
 REQUIREMENTS = REPO_ROOT / "deploy" / "requirements-qwen-audio-chat.txt"
 # Installed beside the requirements by `make qwen-audio-chat-env` and the Dockerfile.

@@ -10,7 +10,7 @@ import httpx
 import redis
 from httpx_sse import connect_sse
 
-from tests.support.processes import Gateway, Worker
+from testbed.processes import Gateway, Worker
 
 
 @dataclass

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.events import webhook_dispatcher_key
 from shared.jobs import utcnow
+from shared.redis_keys import webhook_dispatcher_key
 from shared.workers import WorkerInfo, WorkerRegistry
-from tests.support.processes import REPO_ROOT, RedisServer
+from testbed.paths import REPO_ROOT
+from testbed.processes import RedisServer
 
 DEPLOY = REPO_ROOT / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.support.processes import REPO_ROOT
+from testbed.paths import REPO_ROOT
 
 
 def _modules_after(code: str) -> set[str]:
@@ -36,7 +36,8 @@ def test_shared_imports_neither_fastapi_nor_celery() -> None:
     modules = _modules_after(
         "import shared.config, shared.errors, shared.events, shared.jobs, shared.media, "
         "shared.schemas, shared.storage, shared.tasks, shared.workers, shared.deliveries, "
-        "shared.webhook_secrets, shared.webhook_urls"
+        "shared.webhook_secrets, shared.webhook_urls, shared.celery_settings, shared.redis_keys, "
+        "shared.upload_records, shared.job_endings"
     )
     assert "redis" in modules
     assert not {m for m in modules if m.split(".")[0] in {"fastapi", "starlette", "celery", "api"}}
@@ -47,3 +48,10 @@ def test_the_webhook_worker_imports_no_model_code() -> None:
     assert "celery" in modules and "httpx" in modules
     heavy = {"torch", "transformers", "faster_whisper", "ctranslate2", "numpy", "fastapi"}
     assert not {m for m in modules if m.split(".")[0] in heavy}
+
+
+def test_the_toy_checkpoint_builders_need_none_of_the_service_s_packages() -> None:
+    # bench/gpu_check.py imports them on a machine without Redis, httpx or Celery installed.
+    modules = _modules_after("import testbed.tiny_qwen2_audio, testbed.tiny_qwen_audio_chat")
+    service = {"redis", "httpx", "celery", "fastapi", "shared", "api", "worker"}
+    assert not {m for m in modules if m.split(".")[0] in service}

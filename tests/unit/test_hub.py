@@ -13,10 +13,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from api.hub import REPLAY_PAGE, EventHub
-from shared.events import DROPPED, EVENTS_CHANNEL, EventPublisher, job_events_key
+from shared.events import DROPPED, EventPublisher
 from shared.jobs import new_job_id
+from shared.redis_keys import EVENTS_CHANNEL, job_events_key
 from shared.schemas import EventName, JobEvent
-from tests.support.processes import RedisServer
+from testbed.processes import RedisServer
 
 DB = 15
 # A newer worker's event (a rolling upgrade), and messages that are not events at all.

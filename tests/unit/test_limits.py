@@ -19,7 +19,7 @@ from api.request_body import CHAT_PATH, FORM_OVERHEAD, RequestBodyLimits, body_l
 from shared.errors import QueueFull, ServiceError, TooManyActiveJobs, TooManyRequests
 from shared.jobs import JobRepository
 from shared.tasks import queue_for_model
-from tests.support.processes import RedisServer
+from testbed.processes import RedisServer
 
 DB = 11
 MAX_AUDIO = 1000

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import EmbeddedSettings, Settings
-from tests.support.processes import REPO_ROOT
+from testbed.paths import REPO_ROOT
 from worker.backends.local_models import (
     GGUF_MAGIC,
     LLM_SETTING,

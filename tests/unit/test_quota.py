@@ -6,7 +6,7 @@ import pytest
 
 from shared.errors import StorageQuotaExceeded
 from shared.quota import StorageQuota, Stored
-from tests.support.processes import RedisServer, wait_for
+from testbed.processes import RedisServer, wait_for
 
 DB = 11
 

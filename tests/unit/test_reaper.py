@@ -14,12 +14,12 @@ from api.main import _open_services
 from api.maintenance import reap
 from api.queue import JobQueue
 from shared.config import Settings
-from shared.events import RUNNING_JOBS_KEY
 from shared.jobs import new_job_id, utcnow
+from shared.redis_keys import RUNNING_JOBS_KEY
 from shared.running import RunningJobs
 from shared.schemas import JobRead, JobStatus
 from shared.tasks import queue_for_model
-from tests.support.processes import RedisServer, free_port
+from testbed.processes import RedisServer, free_port
 
 DB = 10
 

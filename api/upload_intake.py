@@ -18,7 +18,7 @@ from shared.errors import ServiceError, ServiceUnavailable
 from shared.jobs import utcnow
 from shared.quota import Stored
 from shared.storage import escape_filename, upload_key
-from shared.uploads import UploadRecord, new_upload_id
+from shared.upload_records import UploadRecord, new_upload_id
 
 logger = logging.getLogger(__name__)
 
