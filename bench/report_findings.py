@@ -12,7 +12,10 @@ from bench.report_format import function_name, pct, share
 def worker_audio_share(queue: dict[str, Any]) -> float:
     """The echo worker's share of samples in fetching and decoding a job's audio."""
     worker = (queue.get("profiles") or {}).get("worker")
-    return max(share(worker, "JobPipeline._load_audio"), share(worker, "decode_audio"))
+    # `StageInputs.audio` since the pipeline's inputs moved out of it; earlier profiles name
+    # `JobPipeline._load_audio`.
+    names = ("StageInputs.audio", "JobPipeline._load_audio", "decode_audio")
+    return max(share(worker, name) for name in names)
 
 
 def gateway_heavier_than_floor(queue: dict[str, Any]) -> bool:

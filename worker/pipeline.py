@@ -8,13 +8,11 @@ ended, does nothing, so a redelivered task is harmless.
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -26,7 +24,6 @@ from shared.errors import (
     NoSpeech,
     ServiceError,
     StageTimeout,
-    StorageUnavailable,
     WorkerLost,
 )
 from shared.events import EventPublisher
@@ -40,17 +37,12 @@ from shared.schemas import (
     JobTask,
     StageDurations,
 )
-from shared.storage import AudioStore, upload_key
-from worker.audio import SAMPLE_RATE, Audio, decode_audio
-from worker.backends.base import (
-    AnswerRequest,
-    GenerationStats,
-    ModelBackend,
-    Turn,
-)
+from shared.storage import AudioStore
+from worker.audio import SAMPLE_RATE
+from worker.backends.base import GenerationStats, ModelBackend
 from worker.gpu import free_cached_memory
 from worker.pieces import DeltaCoalescer, TimedTranscript, collect_segments, split_stats
-from worker.windows import Window, split_windows
+from worker.stage_inputs import StageInputs
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +77,7 @@ class JobPipeline:
         self.backend = backend
         self._jobs = jobs
         self._events = events
-        self._store = store
+        self._inputs = StageInputs(backend, store, settings)
         self._settings = settings
         self._running = running
         self.worker_name = worker_name
@@ -184,11 +176,11 @@ class JobPipeline:
         windows = 0
         offset = 0.0  # where the current part starts in the job's audio
         for part in job.audio:
-            audio = self._load_audio(part.key)
+            audio = self._inputs.audio(part.key)
             window_texts: list[str] = []
             # Long audio goes to a model with a short input window by window, each streamed as
             # the model transcribes it.
-            for window in self._windows(audio):
+            for window in self._inputs.windows(audio):
                 pieces = self.backend.transcribe(
                     audio[window.start : window.end],
                     language=job.language,
@@ -235,7 +227,7 @@ class JobPipeline:
             return
         started = time.perf_counter()
         stats: list[GenerationStats] = []
-        generated = self.backend.answer(self._answer_request(job))
+        generated = self.backend.answer(self._inputs.answer_request(job))
         with closing_iterator(generated):
             answer = self._stream(job_id, EventName.ANSWER_DELTA, split_stats(generated, stats))
         answer = answer.strip()
@@ -265,31 +257,6 @@ class JobPipeline:
         )
         logger.info("answered in %.2f s", durations.answer_seconds, extra={"job_id": job_id})
 
-    def _answer_request(self, job: JobRead) -> AnswerRequest:
-        """What the model needs to answer: audio only if it can hear, history with its audio."""
-        question = job.question or job.transcript
-        if not question:
-            raise NoSpeech()
-        hears = self.backend.hears_audio
-        history = [
-            Turn(
-                question=turn.question,
-                answer=turn.answer,
-                audio=self._load_audio(upload_key(turn.upload_id))
-                if hears and turn.upload_id
-                else None,
-            )
-            for turn in job.history
-        ]
-        return AnswerRequest(
-            question=question,
-            audios=[self._load_audio(part.key) for part in job.audio] if hears else [],
-            transcript=job.transcript,
-            history=history,
-            max_new_tokens=job.max_new_tokens,
-            temperature=job.temperature,
-        )
-
     def _open(
         self, job_id: str, stage: str, status: JobStatus, done: Callable[[JobRead], bool]
     ) -> JobRead | None:
@@ -317,34 +284,6 @@ class JobPipeline:
         data = {"status": status.value, **({"attempt": attempt} if attempt > 1 else {})}
         self._events.publish(job_id, EventName.STATUS, data)
         return job
-
-    def _windows(self, audio: Audio) -> list[Window]:
-        """The windows a model transcribes `audio` in: all of it at once, unless the model hears
-        at most `max_audio_seconds` (or the settings ask for shorter windows)."""
-        limit: float | None = getattr(self.backend, "max_audio_seconds", None)
-        if limit is None:
-            return [Window(0, len(audio))]
-        if self._settings.max_window_seconds is not None:
-            limit = min(limit, self._settings.max_window_seconds)
-        return split_windows(audio, SAMPLE_RATE, limit)
-
-    def _load_audio(self, key: str) -> Audio:
-        """Fetch one stored audio object and decode it to model input; a store that does not
-        answer is tried again with growing pauses before the job fails."""
-        delay = self._settings.storage_backoff_seconds
-        for attempt in range(1, self._settings.storage_attempts + 1):
-            try:
-                with tempfile.TemporaryDirectory(prefix="audiochat-") as tmp:
-                    path = Path(tmp) / "input"
-                    self._store.download(key, path)
-                    return decode_audio(path)
-            except StorageUnavailable as exc:
-                if attempt == self._settings.storage_attempts:
-                    raise
-                logger.warning("fetching %s failed (%s); retrying in %.1f s", key, exc, delay)
-                time.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
 
     def _stream(self, job_id: str, event: EventName, pieces: Iterable[str]) -> str:
         """Publish pieces as coalesced deltas; stop between pieces if the job was canceled or
