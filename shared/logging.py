@@ -36,6 +36,11 @@ def job_context(job_id: str) -> Iterator[None]:
         _current_job.reset(token)
 
 
+def current_job_id() -> str | None:
+    """The job whose stage this thread or task is running, if any."""
+    return _current_job.get()
+
+
 class JobIdFilter(logging.Filter):
     """Gives every record a `job_id` attribute: its own, the current job's, or None."""
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from transformers import LogitsProcessor
 
 from shared.errors import ModelError
+from shared.logging import current_job_id
 from worker.backends.base import GenerationStats
 from worker.batching.cache import BatchCache
 from worker.batching.runner import ModelRunner
@@ -97,7 +97,6 @@ class _Row:
     generated: int = 0
     last: int = 0
     finish_reason: str | None = None
-    started: float = field(default_factory=time.perf_counter)
 
 
 class BatchEngine:
@@ -224,7 +223,8 @@ class BatchEngine:
         try:
             logits, layers = self.runner.decode(tokens, self._cache.layers, mask, positions)
         except Exception as exc:
-            logger.exception("a decoding step of %d rows failed", len(rows))
+            jobs = ", ".join(str(row.generation.job_id) for row in rows)
+            logger.exception("a decoding step of %d rows failed (jobs %s)", len(rows), jobs)
             error = ModelError(f"generation failed: {type(exc).__name__}: {exc}")
             for row in rows:
                 row.stream.put(error)
@@ -286,7 +286,10 @@ class BatchEngine:
 
 
 def stream(engine: BatchEngine, generation: Generation) -> Iterator[str | GenerationStats]:
-    """Submit `generation` and yield its row's output; closing this iterator stops the row."""
+    """Submit `generation` and yield its row's output; closing this iterator stops the row.
+    Run in a stage's thread: the engine's own log lines about the row name the stage's job."""
+    if generation.job_id is None:
+        generation.job_id = current_job_id()
     rows = engine.submit(generation)
     try:
         yield from rows
