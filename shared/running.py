@@ -44,6 +44,20 @@ return 0
 """
 
 
+# Deletes a claim only if this worker still holds it for this stage: a stage that outlived the
+# reaper's decision must not delete the claim of the worker now running the job again.
+# KEYS: running hash. ARGV: job id, worker, stage.
+_RELEASE_OWN_SCRIPT = """
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if not held then return 0 end
+local claim = cjson.decode(held)
+if claim['worker'] == ARGV[2] and claim['stage'] == ARGV[3] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
 @dataclass(frozen=True)
 class StageClaim:
     """A worker's hold on a job's stage while it runs it (read back by the reaper)."""
@@ -61,6 +75,7 @@ class RunningJobs:
         self._redis = client
         self._claim = client.register_script(_CLAIM_SCRIPT)
         self._release_if_unchanged = client.register_script(_RELEASE_IF_UNCHANGED_SCRIPT)
+        self._release_own = client.register_script(_RELEASE_OWN_SCRIPT)
 
     def claim(self, job_id: str, worker: str, stage: str) -> int:
         """This stage's attempt number (1 the first time); HELD_ELSEWHERE if a live worker
@@ -68,8 +83,11 @@ class RunningJobs:
         args: list[str | float] = [job_id, worker, stage, time.time(), worker_key("")]
         return int(self._claim(keys=[RUNNING_JOBS_KEY, job_key(job_id)], args=args))
 
-    def release(self, job_id: str) -> None:
-        self._redis.hdel(RUNNING_JOBS_KEY, job_id)
+    def release(self, job_id: str, worker: str, stage: str) -> bool:
+        """Delete the claim `worker` made for `stage` of the job, once the stage has ended; a
+        claim someone else holds now is left alone (False)."""
+        args = [job_id, worker, stage]
+        return bool(self._release_own(keys=[RUNNING_JOBS_KEY], args=args))
 
     def release_stale(self, claim: StageClaim) -> bool:
         """Delete a claim found stale, unless the job has been claimed again since."""

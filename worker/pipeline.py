@@ -129,7 +129,7 @@ class JobPipeline:
             self._fail(job_id, exc)
         finally:
             if release:
-                self._running.release(job_id)
+                self._running.release(job_id, self.worker_name, stage)
             with self._running_lock:
                 del self.running[job_id]
                 idle = not self.running
@@ -159,7 +159,7 @@ class JobPipeline:
             if self.running.get(stage.job_id) is not stage:
                 return False
         fail_job(self._jobs, self._events, stage.job_id, error)
-        self._running.release(stage.job_id)
+        self._running.release(stage.job_id, self.worker_name, stage.stage)
         return True
 
     def _transcribe(self, job_id: str) -> None:
