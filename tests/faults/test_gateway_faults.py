@@ -11,11 +11,12 @@ from pathlib import Path
 import httpx
 
 from shared.events import EventPublisher
-from shared.jobs import DEFAULT_TENANT, JobRepository, new_job_id, utcnow
+from shared.jobs import DEFAULT_TENANT, JobRepository
 from shared.redis_keys import idempotency_key
-from shared.schemas import EventName, JobRead, JobStatus
+from shared.schemas import EventName
 from testbed.processes import wait_for
 from tests.faults.conftest import FAULT_SETTINGS, FaultStack
+from tests.support.jobs import typed_job
 
 
 def test_a_gateway_killed_after_claiming_an_idempotency_key_does_not_lock_it(
@@ -78,16 +79,7 @@ def test_a_job_whose_gateway_died_before_queueing_it_is_queued_by_another(
     """What a gateway killed between recording a job and queueing it leaves behind (made here
     by the same calls it makes), and the stack's gateway queues it once the grace is over."""
     r = faults.redis_server.client()
-    job = JobRead(
-        id=new_job_id(),
-        status=JobStatus.QUEUED,
-        model="echo",
-        question="orphaned",
-        max_new_tokens=16,
-        temperature=0.0,
-        has_audio=False,
-        created_at=utcnow(),
-    )
+    job = typed_job(question="orphaned", max_new_tokens=16)
     JobRepository(r, 600).create(job, DEFAULT_TENANT)
     EventPublisher(r, 600).publish(job.id, EventName.STATUS, {"status": "queued"})
     # Never queued: no task anywhere. Within the grace (3 s here) and a maintenance pass or

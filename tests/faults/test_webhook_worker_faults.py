@@ -23,12 +23,13 @@ from standardwebhooks.webhooks import Webhook
 from shared.deliveries import WebhookDeliveries
 from shared.events import EventPublisher
 from shared.job_endings import end_job
-from shared.jobs import JobRepository, new_job_id, utcnow
+from shared.jobs import JobRepository
 from shared.redis_keys import job_deliveries_key, job_key
-from shared.schemas import JobRead, JobStatus, JobWebhook
+from shared.schemas import JobStatus, JobWebhook
 from shared.tasks import DELIVER_WEBHOOK_TASK, WEBHOOKS_QUEUE
 from shared.webhook_secrets import WebhookSecrets
 from testbed.processes import RedisServer, WebhookWorker, wait_for
+from tests.support.jobs import typed_job
 from tests.support.receivers import Receiver
 
 DB = 11
@@ -64,17 +65,7 @@ def _env(redis_server: RedisServer, **extra: str) -> dict[str, str]:
 def _finished_job(client: redis.Redis, url: str) -> str:
     """A job with a webhook that has just succeeded: its `done` delivery is due now."""
     jobs = JobRepository(client, 3600)
-    job = JobRead(
-        id=new_job_id(),
-        status=JobStatus.QUEUED,
-        model="echo",
-        max_new_tokens=8,
-        temperature=0.0,
-        has_audio=False,
-        question="q",
-        created_at=utcnow(),
-        webhook=JobWebhook(url=url, events=["done"]),
-    )
+    job = typed_job(webhook=JobWebhook(url=url, events=["done"]))
     jobs.create(job)
     assert end_job(jobs, EventPublisher(client, 3600), job.id, JobStatus.SUCCEEDED, answer="a")
     return job.id

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 from shared.events import EventPublisher, event_from_message, event_from_stream_entry
-from shared.jobs import JobRepository, new_job_id, utcnow
+from shared.jobs import JobRepository, new_job_id
 from shared.redis_keys import EVENTS_CHANNEL, job_events_key
-from shared.schemas import EventName, JobRead, JobStatus
+from shared.schemas import EventName, JobStatus
 from testbed.processes import RedisServer, wait_for
+from tests.support.jobs import typed_job
 
 
 def test_each_event_is_logged_and_published_with_the_same_id(redis_server: RedisServer) -> None:
@@ -44,16 +45,7 @@ def test_each_event_is_logged_and_published_with_the_same_id(redis_server: Redis
 
 def test_a_finished_job_is_never_overwritten(redis_server: RedisServer) -> None:
     repo = JobRepository(redis_server.client(5), retention_seconds=600)
-    job = JobRead(
-        id=new_job_id(),
-        status=JobStatus.QUEUED,
-        model="echo",
-        max_new_tokens=8,
-        temperature=0.0,
-        has_audio=False,
-        created_at=utcnow(),
-        question="q",
-    )
+    job = typed_job()
     repo.create(job)
     assert repo.transition(job.id, JobStatus.ANSWERING)
     assert repo.transition(job.id, JobStatus.CANCELED)

@@ -14,12 +14,12 @@ from api.main import _open_services
 from api.maintenance import reap
 from api.queue import JobQueue
 from shared.config import Settings
-from shared.jobs import new_job_id, utcnow
 from shared.redis_keys import RUNNING_JOBS_KEY
 from shared.running import RunningJobs
 from shared.schemas import JobRead, JobStatus
 from shared.tasks import queue_for_model
 from testbed.processes import RedisServer, free_port
+from tests.support.jobs import typed_job
 
 DB = 10
 
@@ -39,16 +39,7 @@ def services(redis_server: RedisServer, tmp_path: Path) -> Iterator[Services]:
 
 
 def _answering_job(services: Services) -> JobRead:
-    job = JobRead(
-        id=new_job_id(),
-        status=JobStatus.ANSWERING,
-        model="echo",
-        question="q",
-        max_new_tokens=8,
-        temperature=0.0,
-        has_audio=False,
-        created_at=utcnow(),
-    )
+    job = typed_job(JobStatus.ANSWERING)
     services.jobs.create(job)
     return job
 

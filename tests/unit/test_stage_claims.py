@@ -12,12 +12,13 @@ import redis
 
 from shared.config import Settings
 from shared.events import EventPublisher
-from shared.jobs import JobRepository, new_job_id, utcnow
+from shared.jobs import JobRepository
 from shared.redis_keys import RUNNING_JOBS_KEY, worker_key
 from shared.running import RunningJobs
 from shared.schemas import JobRead, JobStatus
 from shared.storage import open_store
 from testbed.processes import RedisServer
+from tests.support.jobs import typed_job
 from worker.backends.echo import EchoBackend
 from worker.pipeline import JobPipeline
 
@@ -47,16 +48,7 @@ def _pipeline(client: redis.Redis, tmp_path: Path, worker_name: str) -> JobPipel
 
 
 def _typed_job(client: redis.Redis) -> JobRead:
-    job = JobRead(
-        id=new_job_id(),
-        status=JobStatus.QUEUED,
-        model="echo",
-        question="what is two and two?",
-        max_new_tokens=8,
-        temperature=0.0,
-        has_audio=False,
-        created_at=utcnow(),
-    )
+    job = typed_job(question="what is two and two?")
     JobRepository(client, RETENTION).create(job)
     return job
 
