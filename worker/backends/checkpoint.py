@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
+from typing import Protocol
 
 from shared.config import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class CheckpointMissing(RuntimeError):
@@ -22,3 +27,23 @@ def checkpoint_folder(settings: Settings) -> Path:
     if not (folder / "config.json").is_file():
         raise CheckpointMissing(f"{folder} is not a checkpoint folder (it has no config.json)")
     return folder
+
+
+class LoadedBackend(Protocol):
+    name: str
+    device: str
+    concurrency: int
+
+
+def log_loaded(backend: LoadedBackend, folder: Path, settings: Settings, started: float) -> None:
+    """One line for the operator: what loaded from where, and how many jobs it takes at once.
+    `started` is the `time.perf_counter()` reading from before the load."""
+    logger.info(
+        "%s loaded from %s on %s (%s) in %.1f s; up to %d jobs at once",
+        backend.name,
+        folder,
+        backend.device,
+        settings.quantization,
+        time.perf_counter() - started,
+        backend.concurrency,
+    )

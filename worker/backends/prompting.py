@@ -7,10 +7,15 @@ fits, and otherwise the whole transcript as text, so nothing is cut off silently
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Generator, Iterator
 
+from shared.errors import ModelError
 from worker.audio import SAMPLE_RATE, Audio
-from worker.backends.base import AnswerRequest
+from worker.backends.base import AnswerRequest, GenerationStats, TranscriptPiece
+
+logger = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = "You are a helpful assistant."
 
@@ -24,9 +29,36 @@ def fits(audio: Audio, max_seconds: float) -> bool:
     return len(audio) <= math.ceil(max_seconds * SAMPLE_RATE)
 
 
-def hears_all(request: AnswerRequest, max_seconds: float) -> bool:
-    """Whether the answer stage can give the model the job's audio itself."""
-    return bool(request.audios) and all(fits(audio, max_seconds) for audio in request.audios)
+def check_one_window(audio: Audio, max_seconds: float) -> None:
+    """Refuse audio the model cannot hear at once: the transcribe stage windows it first."""
+    if not fits(audio, max_seconds):
+        raise ModelError(
+            f"{seconds(audio):.1f} s of audio is more than the model hears at once "
+            f"({max_seconds:g} s); split it into windows first"
+        )
+
+
+def heard_audio(request: AnswerRequest, max_seconds: float) -> list[Audio]:
+    """The job's audio parts if the model can hear every one of them; none otherwise, and the
+    model answers from the transcript (see `question_text`)."""
+    if request.audios and all(fits(audio, max_seconds) for audio in request.audios):
+        return list(request.audios)
+    if request.audios:
+        logger.info("audio longer than %g s: answering from the transcript", max_seconds)
+    return []
+
+
+def transcript_pieces(
+    pieces: Generator[str | GenerationStats, None, None],
+) -> Iterator[TranscriptPiece]:
+    """A generated transcript as the pipeline takes it: the model gives no times, so the
+    pipeline makes the window one segment. Closing this closes `pieces`, which stops the row."""
+    try:
+        for piece in pieces:
+            if isinstance(piece, str):
+                yield TranscriptPiece(piece)
+    finally:
+        pieces.close()
 
 
 def question_text(request: AnswerRequest, hears: bool) -> str:

@@ -19,14 +19,16 @@ from shared.config import Settings
 from shared.errors import ModelError
 from worker.audio import SAMPLE_RATE, Audio
 from worker.backends.base import AnswerRequest, GenerationStats, TranscriptPiece
-from worker.backends.checkpoint import checkpoint_folder
+from worker.backends.checkpoint import checkpoint_folder, log_loaded
 from worker.backends.prompting import (
     SYSTEM_PROMPT,
+    check_one_window,
     defuse,
     fits,
-    hears_all,
+    heard_audio,
     question_text,
     seconds,
+    transcript_pieces,
     transcript_token_budget,
     with_hints,
 )
@@ -109,14 +111,7 @@ class Qwen2AudioBackend:
         )
         model.eval()  # type: ignore[no-untyped-call]
         backend = cls.serving(model, processor, settings, describe_placement(model, device))
-        logger.info(
-            "qwen2-audio loaded from %s on %s (%s) in %.1f s; up to %d jobs at once",
-            folder,
-            backend.device,
-            settings.quantization,
-            time.perf_counter() - started,
-            backend.concurrency,
-        )
+        log_loaded(backend, folder, settings, started)
         return backend
 
     @classmethod
@@ -130,11 +125,7 @@ class Qwen2AudioBackend:
     def transcribe(
         self, audio: Audio, *, language: str | None, prompt: str | None = None
     ) -> Iterator[TranscriptPiece]:
-        if not fits(audio, self.max_audio_seconds):
-            raise ModelError(
-                f"{seconds(audio):.1f} s of audio is more than the model hears at once "
-                f"({self.max_audio_seconds:g} s); split it into windows first"
-            )
+        check_one_window(audio, self.max_audio_seconds)
         instruction = self._defuse(with_hints(TRANSCRIBE_INSTRUCTION, language, prompt))
         generation = self._generation(
             [_user(1, instruction)],
@@ -142,10 +133,7 @@ class Qwen2AudioBackend:
             max_new_tokens=transcript_token_budget(seconds(audio)),
             temperature=0.0,
         )
-        for piece in stream(self.engine, generation):
-            if isinstance(piece, str):
-                # The model gives no times: the pipeline makes the window one segment.
-                yield TranscriptPiece(piece)
+        return transcript_pieces(stream(self.engine, generation))
 
     def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:
         messages: list[Message] = []
@@ -156,14 +144,9 @@ class Qwen2AudioBackend:
                 audios.append(turn.audio)
             messages.append(_user(int(heard), self._defuse(turn.question)))
             messages.append({"role": "assistant", "content": self._defuse(turn.answer)})
-        hears = hears_all(request, self.max_audio_seconds)
-        if request.audios and not hears:
-            logger.info(
-                "audio longer than %g s: answering from the transcript", self.max_audio_seconds
-            )
-        current = request.audios if hears else []
+        current = heard_audio(request, self.max_audio_seconds)
         audios.extend(current)
-        messages.append(_user(len(current), self._defuse(question_text(request, hears))))
+        messages.append(_user(len(current), self._defuse(question_text(request, bool(current)))))
         generation = self._generation(
             messages,
             audios,

@@ -41,16 +41,17 @@ from typing import Any
 import numpy as np
 
 from shared.config import Settings
-from shared.errors import ModelError
 from worker.audio import SAMPLE_RATE, Audio
 from worker.backends.base import AnswerRequest, GenerationStats, TranscriptPiece
-from worker.backends.checkpoint import CheckpointMissing, checkpoint_folder
+from worker.backends.checkpoint import CheckpointMissing, checkpoint_folder, log_loaded
 from worker.backends.prompting import (
     SYSTEM_PROMPT,
+    check_one_window,
     fits,
-    hears_all,
+    heard_audio,
     question_text,
     seconds,
+    transcript_pieces,
     transcript_token_budget,
     with_hints,
 )
@@ -238,14 +239,7 @@ class QwenAudioChatBackend:
         )
         model.eval()  # type: ignore[no-untyped-call]
         backend = cls.serving(model, tokenizer, settings, describe_placement(model, device))
-        logger.info(
-            "qwen-audio-chat loaded from %s on %s (%s) in %.1f s; up to %d jobs at once",
-            folder,
-            backend.device,
-            settings.quantization,
-            time.perf_counter() - started,
-            backend.concurrency,
-        )
+        log_loaded(backend, folder, settings, started)
         return backend
 
     @classmethod
@@ -260,11 +254,7 @@ class QwenAudioChatBackend:
     def transcribe(
         self, audio: Audio, *, language: str | None, prompt: str | None = None
     ) -> Iterator[TranscriptPiece]:
-        if not fits(audio, self.max_audio_seconds):
-            raise ModelError(
-                f"{seconds(audio):.1f} s of audio is more than the model hears at once "
-                f"({self.max_audio_seconds:g} s); split it into windows first"
-            )
+        check_one_window(audio, self.max_audio_seconds)
         with self._audio.request() as write:
             query = self.tokenizer.from_list_format(
                 [
@@ -275,10 +265,7 @@ class QwenAudioChatBackend:
             generation = self._generation(
                 query, [], max_new_tokens=transcript_token_budget(seconds(audio)), temperature=0.0
             )
-        for piece in stream(self.engine, generation):
-            if isinstance(piece, str):
-                # No times from the model here: the pipeline makes the window one segment.
-                yield TranscriptPiece(piece)
+        return transcript_pieces(stream(self.engine, generation))
 
     def answer(self, request: AnswerRequest) -> Iterator[str | GenerationStats]:
         with self._audio.request() as write:
@@ -289,17 +276,9 @@ class QwenAudioChatBackend:
                     items.append({"audio": write(f"turn-{i}", turn.audio)})
                 items.append({"text": defuse(turn.question)})
                 history.append((self.tokenizer.from_list_format(items), defuse(turn.answer)))
-            hears = hears_all(request, self.max_audio_seconds)
-            if request.audios and not hears:
-                logger.info(
-                    "audio longer than %g s: answering from the transcript",
-                    self.max_audio_seconds,
-                )
-            items = [
-                {"audio": write(f"part-{i}", audio)}
-                for i, audio in enumerate(request.audios if hears else [])
-            ]
-            text = defuse(question_text(request, hears))
+            current = heard_audio(request, self.max_audio_seconds)
+            items = [{"audio": write(f"part-{i}", audio)} for i, audio in enumerate(current)]
+            text = defuse(question_text(request, bool(current)))
             if text:
                 items.append({"text": text})
             query = self.tokenizer.from_list_format(items)

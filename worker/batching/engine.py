@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -285,7 +285,9 @@ class BatchEngine:
         row.stream.put(_END)
 
 
-def stream(engine: BatchEngine, generation: Generation) -> Iterator[str | GenerationStats]:
+def stream(
+    engine: BatchEngine, generation: Generation
+) -> Generator[str | GenerationStats, None, None]:
     """Submit `generation` and yield its row's output; closing this iterator stops the row.
     Run in a stage's thread: the engine's own log lines about the row name the stage's job."""
     if generation.job_id is None:
