@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis.exceptions
 from starlette.requests import Request
 
 from api.hub import EventHub
-from shared.errors import JobCanceled, JobNotFinished
-from shared.schemas import EventName
+from shared.errors import JobCanceled, JobNotFinished, ServiceUnavailable
+from shared.schemas import EventName, JobEvent
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,24 @@ def not_finished(job_id: str, waited: float) -> JobNotFinished:
     return JobNotFinished(
         f"job {job_id} had not ended after {waited:g} s; it goes on: read it at /v1/jobs/{job_id}"
     )
+
+
+async def follow_to_end(
+    hub: EventHub, job_id: str, timeout: float, outcome: JobOutcome
+) -> AsyncIterator[JobEvent]:
+    """The job's events for a stream already under way, each folded into `outcome` before it
+    is yielded. The stream can no longer change its status code, so losing Redis or waiting
+    past `timeout` ends the events quietly with `outcome.error` set, for its last event."""
+    try:
+        async for event in hub.follow(job_id, timeout=timeout):
+            apply_event(outcome, event.event, event.data)
+            yield event
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        logger.warning("event stream lost: %s", exc, extra={"job_id": job_id})
+        outcome.error = {"code": ServiceUnavailable.code, "message": "Redis is unavailable"}
+    except TimeoutError:
+        error = not_finished(job_id, timeout)
+        outcome.error = {"code": error.code, "message": error.message}
 
 
 async def _collect(

@@ -13,6 +13,8 @@ from typing import Any
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from api.openai_errors import error_body, status_for_code
+
 _SEP = "\n"
 
 
@@ -20,6 +22,12 @@ def data_event(payload: dict[str, Any] | str) -> ServerSentEvent:
     """One event whose data is `payload`, a JSON object or an already encoded string."""
     text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
     return ServerSentEvent(data=text, sep=_SEP)
+
+
+def error_event(error: dict[str, str]) -> ServerSentEvent:
+    """OpenAI's error object for a stream that cannot finish: `{code, message}` of the job."""
+    code = error["code"]
+    return data_event(error_body(status_for_code(code), code, error["message"]))
 
 
 def done_event() -> ServerSentEvent:

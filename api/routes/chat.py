@@ -14,8 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from api.conversation import ChatJob, submit_chat
 from api.deps import Services, ServicesDep, TenantDep
 from api.forms import JSON, request_body, sent_as
-from api.job_waits import JobOutcome, TranscriptHook, apply_event, not_finished, wait_for_end
-from api.openai_errors import OpenAIRoute, error_body, openai_error, status_for_code
+from api.job_waits import JobOutcome, TranscriptHook, follow_to_end, wait_for_end
+from api.openai_errors import OpenAIRoute, openai_error, status_for_code
 from api.openai_schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -27,9 +27,9 @@ from api.openai_schemas import (
     Usage,
     usage_of,
 )
-from api.openai_sse import data_event, done_event, openai_stream
+from api.openai_sse import data_event, done_event, error_event, openai_stream
 from api.request_body import chat_body_limit
-from shared.errors import ServiceUnavailable, UnsupportedMediaType, UploadTooLarge
+from shared.errors import UnsupportedMediaType, UploadTooLarge
 from shared.schemas import EventName
 
 logger = logging.getLogger(__name__)
@@ -149,10 +149,6 @@ def _chunk(
     return data_event(chunk.model_dump_json(exclude_none=True))
 
 
-def _error_event(code: str, message: str) -> ServerSentEvent:
-    return data_event(error_body(status_for_code(code), code, message))
-
-
 async def _chunks(
     services: Services, submitted: ChatJob, hook: TranscriptHook, include_usage: bool
 ) -> AsyncIterator[ServerSentEvent]:
@@ -160,33 +156,24 @@ async def _chunks(
     `[DONE]`; a failed job sends OpenAI's error object in place of the rest."""
     yield _chunk(submitted, ChunkDelta(role="assistant", content=""))
     outcome = JobOutcome()
-    job_id = submitted.job.id
     timeout = services.settings.max_wait_seconds
-    try:
-        async for event in services.hub.follow(job_id, timeout=timeout):
-            apply_event(outcome, event.event, event.data)
-            if event.event is EventName.TRANSCRIPT_COMPLETED:
-                await hook(outcome.transcript or "")
-                yield _chunk(submitted, ChunkDelta(), transcript=outcome.transcript)
-            elif event.event is EventName.ANSWER_DELTA:
-                yield _chunk(submitted, ChunkDelta(content=str(event.data.get("text", ""))))
-            elif event.event is EventName.ANSWER_COMPLETED:
-                usage = usage_of(event.data)
-                reason = str(event.data.get("finish_reason") or "stop")
-                yield _chunk(
-                    submitted,
-                    ChunkDelta(),
-                    finish_reason=reason,
-                    usage=None if include_usage else usage,
-                )
-                if include_usage:
-                    yield _chunk(submitted, None, usage=usage)
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        logger.warning("event stream lost: %s", exc, extra={"job_id": job_id})
-        outcome.error = {"code": ServiceUnavailable.code, "message": "Redis is unavailable"}
-    except TimeoutError:
-        error = not_finished(job_id, timeout)
-        outcome.error = {"code": error.code, "message": error.message}
+    async for event in follow_to_end(services.hub, submitted.job.id, timeout, outcome):
+        if event.event is EventName.TRANSCRIPT_COMPLETED:
+            await hook(outcome.transcript or "")
+            yield _chunk(submitted, ChunkDelta(), transcript=outcome.transcript)
+        elif event.event is EventName.ANSWER_DELTA:
+            yield _chunk(submitted, ChunkDelta(content=str(event.data.get("text", ""))))
+        elif event.event is EventName.ANSWER_COMPLETED:
+            usage = usage_of(event.data)
+            reason = str(event.data.get("finish_reason") or "stop")
+            yield _chunk(
+                submitted,
+                ChunkDelta(),
+                finish_reason=reason,
+                usage=None if include_usage else usage,
+            )
+            if include_usage:
+                yield _chunk(submitted, None, usage=usage)
     if outcome.error is not None:
-        yield _error_event(outcome.error["code"], outcome.error["message"])
+        yield error_event(outcome.error)
     yield done_event()

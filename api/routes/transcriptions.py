@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import redis.exceptions
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sse_starlette import ServerSentEvent
@@ -15,8 +13,8 @@ from starlette.datastructures import FormData, UploadFile
 
 from api.deps import Services, ServicesDep, TenantDep
 from api.forms import multipart_form, object_schema, request_body
-from api.job_waits import JobOutcome, apply_event, not_finished, wait_for_end
-from api.openai_errors import OpenAIRoute, error_body, openai_error, status_for_code
+from api.job_waits import JobOutcome, follow_to_end, wait_for_end
+from api.openai_errors import OpenAIRoute, openai_error, status_for_code
 from api.openai_schemas import (
     DurationUsage,
     Transcription,
@@ -25,13 +23,11 @@ from api.openai_schemas import (
     VerboseSegment,
     VerboseWord,
 )
-from api.openai_sse import data_event, done_event, openai_stream
+from api.openai_sse import data_event, done_event, error_event, openai_stream
 from api.submission import IncomingAudio, submit_job
 from api.subtitles import cues, to_srt, to_vtt
-from shared.errors import InvalidRequest, JobNotFound, ServiceUnavailable
+from shared.errors import InvalidRequest, JobNotFound
 from shared.schemas import EventName, JobCreate, JobRead, JobTask
-
-logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/audio", tags=["openai"], route_class=OpenAIRoute)
 
@@ -149,21 +145,12 @@ async def _deltas(services: Services, job_id: str) -> AsyncIterator[ServerSentEv
     sends OpenAI's error object before `[DONE]`."""
     outcome = JobOutcome()
     timeout = services.settings.max_wait_seconds
-    try:
-        async for event in services.hub.follow(job_id, timeout=timeout):
-            apply_event(outcome, event.event, event.data)
-            if event.event is EventName.TRANSCRIPT_DELTA:
-                delta = str(event.data.get("text", ""))
-                yield data_event({"type": "transcript.text.delta", "delta": delta})
-            elif event.event is EventName.TRANSCRIPT_COMPLETED:
-                yield data_event({"type": "transcript.text.done", "text": outcome.transcript or ""})
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        logger.warning("event stream lost: %s", exc, extra={"job_id": job_id})
-        outcome.error = {"code": ServiceUnavailable.code, "message": "Redis is unavailable"}
-    except TimeoutError:
-        error = not_finished(job_id, timeout)
-        outcome.error = {"code": error.code, "message": error.message}
+    async for event in follow_to_end(services.hub, job_id, timeout, outcome):
+        if event.event is EventName.TRANSCRIPT_DELTA:
+            delta = str(event.data.get("text", ""))
+            yield data_event({"type": "transcript.text.delta", "delta": delta})
+        elif event.event is EventName.TRANSCRIPT_COMPLETED:
+            yield data_event({"type": "transcript.text.done", "text": outcome.transcript or ""})
     if outcome.error is not None:
-        code = outcome.error["code"]
-        yield data_event(error_body(status_for_code(code), code, outcome.error["message"]))
+        yield error_event(outcome.error)
     yield done_event()

@@ -96,3 +96,30 @@ def test_a_transcription_stops_waiting_too(
     assert response.status_code == 504, response.text
     assert response.json()["error"]["code"] == "job-not-finished"
     assert fake_stack.run(busy)["status"] == "succeeded"
+
+
+def test_a_streamed_transcription_ends_with_the_error_and_done(
+    fake_stack: Stack, impatient: Gateway, shared_audio: Path
+) -> None:
+    busy = _busy_worker(fake_stack)
+    with (
+        (shared_audio / "1272-128104-0000.flac").open("rb") as handle,
+        httpx.stream(
+            "POST",
+            f"{impatient.url}/v1/audio/transcriptions",
+            data={"model": "echo", "stream": "true"},
+            files={"file": ("q.flac", handle)},
+            timeout=30,
+        ) as response,
+    ):
+        assert response.status_code == 200
+        payloads = [
+            line.removeprefix("data: ")
+            for line in response.iter_lines()
+            if line.startswith("data: ")
+        ]
+    assert payloads[-1] == "[DONE]"
+    error = json.loads(payloads[-2])["error"]
+    assert error["code"] == "job-not-finished"
+    assert error["type"] == "server_error"  # OpenAI's type for the 504 it stands for
+    assert fake_stack.run(busy)["status"] == "succeeded"
