@@ -21,7 +21,14 @@ from api.deps import Services
 from shared.errors import Conflict, ServiceError, UploadTooLarge
 from shared.jobs import utcnow
 from shared.quota import Stored
-from shared.storage import ObjectNotFound, S3Store, escape_filename, staging_key, upload_key
+from shared.storage import (
+    ObjectNotFound,
+    S3Store,
+    delete_quietly,
+    escape_filename,
+    staging_key,
+    upload_key,
+)
 from shared.upload_records import UploadIncomplete, UploadRecord, new_upload_id
 
 logger = logging.getLogger(__name__)
@@ -102,7 +109,7 @@ def ready_upload(services: Services, record: UploadRecord, field: str) -> Upload
             ) from exc
         except ServiceError as exc:
             if exc.status < 500:
-                _discard(services, record.staging_key)
+                delete_quietly(store, record.staging_key, "a refused upload")
             raise
         size = path.stat().st_size
         store.copy(
@@ -112,13 +119,6 @@ def ready_upload(services: Services, record: UploadRecord, field: str) -> Upload
         update={"status": "ready", "staging_key": None, "bytes": size, "seconds": seconds}
     )
     services.uploads.replace(ready)
-    _discard(services, record.staging_key)
+    delete_quietly(store, record.staging_key, "checking an upload")
     logger.info("upload_id=%s checked (%.1f s, %d bytes)", record.id, seconds, size)
     return ready
-
-
-def _discard(services: Services, key: str) -> None:
-    try:
-        services.store.delete(key)
-    except Exception:
-        logger.exception("removing %s failed; it expires with the upload", key)

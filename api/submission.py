@@ -41,7 +41,7 @@ from shared.schemas import (
     JobTask,
     JobWebhook,
 )
-from shared.storage import audio_key, escape_filename
+from shared.storage import audio_key, delete_quietly, escape_filename
 from shared.tasks import KNOWN_MODELS
 from shared.webhook_secrets import WebhookSecretMissing
 from shared.webhook_urls import check_webhook_url
@@ -266,9 +266,4 @@ def _undo(services: Services, job: JobRead, stored_keys: list[str]) -> None:
             "removing the record after a failed submit failed", extra={"job_id": job.id}
         )
     for key in stored_keys:
-        try:
-            services.store.delete(key)
-        except Exception:
-            logger.exception(
-                "removing %s after a failed submit failed", key, extra={"job_id": job.id}
-            )
+        delete_quietly(services.store, key, "a failed submit", job_id=job.id)

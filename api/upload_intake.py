@@ -17,7 +17,7 @@ from api.submission import IncomingAudio
 from shared.errors import ServiceError, ServiceUnavailable
 from shared.jobs import utcnow
 from shared.quota import Stored
-from shared.storage import escape_filename, upload_key
+from shared.storage import delete_quietly, escape_filename, upload_key
 from shared.upload_records import UploadRecord, new_upload_id
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def store_upload(
         services.expiry.track(record.key)
         services.uploads.create(record)
     except Exception as exc:
-        _remove_object(services, record.key)
+        delete_quietly(services.store, record.key, "a failed upload")
         services.quota.release(*reservations)
         # Redis's own errors (down, full) get their own problems.
         if isinstance(exc, ServiceError | redis.exceptions.RedisError):
@@ -67,10 +67,3 @@ def store_upload(
         raise ServiceUnavailable(f"the upload could not be recorded: {exc}") from exc
     logger.info("upload_id=%s stored (%.1f s, %d bytes)", upload_id, seconds, size)
     return record
-
-
-def _remove_object(services: Services, key: str) -> None:
-    try:
-        services.store.delete(key)
-    except Exception:
-        logger.exception("removing %s after a failed upload failed", key)

@@ -7,6 +7,7 @@ key or a path, and is kept only as percent-escaped metadata.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     # The boto3 type stubs (dev extra); the gateway and workers run without them.
     from mypy_boto3_s3 import S3Client
 from shared.errors import Conflict, ServiceError, StorageUnavailable, UploadTooLarge
+
+logger = logging.getLogger(__name__)
 
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*$")
 
@@ -297,3 +300,13 @@ def open_store(settings: Settings) -> AudioStore:
         store.ensure_bucket()
         return store
     raise ValueError(f"unsupported AUDIOCHAT_STORAGE_URL {settings.storage_url!r}")
+
+
+def delete_quietly(store: AudioStore, key: str, after: str, job_id: str | None = None) -> None:
+    """Best-effort removal of an object `after` something failed: the failure that brought us
+    here is the one to report, and an object left behind still goes with the expiry sweep."""
+    try:
+        store.delete(key)
+    except Exception:
+        extra = {"job_id": job_id} if job_id else {}
+        logger.exception("removing %s after %s failed", key, after, extra=extra)
