@@ -13,7 +13,7 @@ import redis.exceptions
 
 from api.audio_checks import check_audio
 from api.deps import Services
-from api.submission import IncomingAudio
+from api.submission import IncomingAudio, stream_size
 from shared.errors import ServiceError, ServiceUnavailable
 from shared.jobs import utcnow
 from shared.quota import Stored
@@ -30,9 +30,7 @@ def store_upload(
     settings = services.settings
     stream = audio.stream
     seconds = check_audio(settings, stream, settings.max_audio_seconds, "file")
-    stream.seek(0, 2)
-    size = stream.tell()
-    stream.seek(0)
+    size = stream_size(stream)
 
     upload_id = new_upload_id()
     now = utcnow()

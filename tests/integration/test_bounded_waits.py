@@ -36,6 +36,13 @@ def _busy_worker(fake_stack: Stack) -> dict[str, str]:
     return busy
 
 
+def _data_lines(response: httpx.Response) -> list[str]:
+    """The `data:` payloads of an OpenAI stream, in order."""
+    return [
+        line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")
+    ]
+
+
 def test_chat_stops_waiting_with_504_and_the_sdk_does_not_send_it_again(
     fake_stack: Stack, impatient: Gateway
 ) -> None:
@@ -72,11 +79,7 @@ def test_a_streamed_chat_ends_with_the_error_and_done(
         "POST", f"{impatient.url}/v1/chat/completions", json=body, timeout=30
     ) as response:
         assert response.status_code == 200
-        payloads = [
-            line.removeprefix("data: ")
-            for line in response.iter_lines()
-            if line.startswith("data: ")
-        ]
+        payloads = _data_lines(response)
     assert payloads[-1] == "[DONE]"
     assert json.loads(payloads[-2])["error"]["code"] == "job-not-finished"
     assert fake_stack.run(busy)["status"] == "succeeded"
@@ -113,11 +116,7 @@ def test_a_streamed_transcription_ends_with_the_error_and_done(
         ) as response,
     ):
         assert response.status_code == 200
-        payloads = [
-            line.removeprefix("data: ")
-            for line in response.iter_lines()
-            if line.startswith("data: ")
-        ]
+        payloads = _data_lines(response)
     assert payloads[-1] == "[DONE]"
     error = json.loads(payloads[-2])["error"]
     assert error["code"] == "job-not-finished"
